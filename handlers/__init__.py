@@ -1,0 +1,1 @@
+"""Business rules: plain functions over explicit state, no channels, no delivery tags."""

@@ -1,0 +1,1 @@
+"""Multi-entity sharing (DESIGN.md §4)."""

@@ -1,0 +1,1 @@
+"""Message contracts: pydantic models, generated JSON Schema files and the AsyncAPI document."""
