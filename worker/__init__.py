@@ -1,0 +1,1 @@
+"""Runtime: settings, logging, broker and database adapters, the consumer loop and the CLI."""

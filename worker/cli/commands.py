@@ -1,0 +1,3 @@
+"""Imports every sub-command module so that it registers on the `cli` group."""
+
+from __future__ import annotations

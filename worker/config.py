@@ -1,0 +1,76 @@
+"""Settings from ENTITY_SYNC_* environment variables (README "Configuration").
+
+Defaults are the embedded ones: SQLite state and kombu's SQLAlchemy transport on SQLite as the
+broker, both under `.entity-sync/`, so `entity-sync demo` needs no services.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+from schemas.types import EntityId
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ENTITY_SYNC_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(Path(".entity-sync"), description="Where embedded state lives.")
+    broker_url: str = Field("", description="AMQP URL, or sqla+sqlite:///... (embedded).")
+    database_url: str = Field("", description="SQLAlchemy URL: postgresql+psycopg://... or sqlite.")
+    prefix: str = Field("entity-sync", pattern=r"^[A-Za-z0-9_-]{1,48}$")
+    global_entity: EntityId = "global"
+    prefetch: int = Field(1000, ge=1, le=65535)
+    batch_size: int = Field(500, ge=1, le=10_000)
+    batch_linger_ms: int = Field(20, ge=0, le=10_000, description="Wait for a fuller batch.")
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_attempts: int = Field(5, ge=1, le=100, description="Deliveries of a transient failure.")
+    db_retry_max_seconds: float = Field(30.0, gt=0, description="Cap of the database backoff.")
+    outbox_relay_age_seconds: float = Field(30.0, ge=0)
+    heartbeat_seconds: int = Field(30, ge=0)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    metrics_port: int = Field(0, ge=0, le=65535, description="0 disables /metrics.")
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _embedded_defaults(self) -> Settings:
+        if not self.broker_url:
+            object.__setattr__(
+                self, "broker_url", f"sqla+sqlite:///{(self.data_dir / 'broker.db').resolve()}"
+            )
+        if not self.database_url:
+            object.__setattr__(
+                self, "database_url", f"sqlite:///{(self.data_dir / 'state.db').resolve()}"
+            )
+        return self
+
+    @property
+    def embedded_broker(self) -> bool:
+        return not self.broker_url.startswith(("amqp://", "amqps://", "pyamqp://"))
+
+    def safe_broker_url(self) -> str:
+        return redact_url(self.broker_url)
+
+    def safe_database_url(self) -> str:
+        return redact_url(self.database_url)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ***, for logs and error messages."""
+    try:
+        parsed = make_url(url.replace("sqla+", "", 1) if url.startswith("sqla+") else url)
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown only by scheme
+        return url.split("://", 1)[0] + "://***"
+    if parsed.password is None:
+        return url
+    shown = parsed.render_as_string(hide_password=True)
+    return ("sqla+" + shown) if url.startswith("sqla+") else shown
