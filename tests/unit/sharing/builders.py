@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.sharing.model import Copy, Decision, Outcome, Output
+from handlers.sharing.model import Copy, Decision, Outcome, Output, SourceObject
 from handlers.sharing.service import (
     SharingContext,
     handle_connection,
@@ -361,3 +361,18 @@ class Snapshot:
 
 def date(value: str) -> dt.date:
     return dt.date.fromisoformat(value)
+
+
+def store_source(state: SharingState, ev: ObjectShared) -> None:
+    """Put a source object into the state without sharing it: a stored source whose copies
+    the target does not have (as the database adapter would serve it)."""
+    state.put_source(
+        SourceObject(
+            object_type=ev.object_type,
+            object_id=ev.object_id,
+            parent_id=ev.parent_id,
+            version=ev.version,
+            data=dict(ev.data or {}),
+            event_id=str(ev.event_id),
+        )
+    )
