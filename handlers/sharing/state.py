@@ -53,6 +53,7 @@ class SharingState:
         self.copies: dict[CopyKey, Copy] = {}
         self.decisions: list[Decision] = []
         self.dirty = Dirty()
+        self.writes = 0  # lets callers see whether a failed event had already changed state
         self._looked_up: set[SourceKey] = set()
         self._types_loaded: set[str] = set()
         self._copies_loaded: set[SourceKey] = set()
@@ -146,33 +147,40 @@ class SharingState:
     # --- writes ----------------------------------------------------------------------------
 
     def put_entity(self, entity: Entity) -> None:
+        self.writes += 1
         self.entities[entity.entity_id] = entity
         self.dirty.entities.add(entity.entity_id)
 
     def put_connection(self, conn: Connection) -> None:
+        self.writes += 1
         self.connections[conn.connection_id] = conn
         self.dirty.connections.add(conn.connection_id)
 
     def put_acceptance(self, target: str, acceptance: Acceptance) -> None:
+        self.writes += 1
         self.acceptance[target] = acceptance
         self.dirty.acceptance.add(target)
 
     def put_levels(self, levels: dict[str, str]) -> None:
         for attr, level in levels.items():
             if self.levels.get(attr) != level:
+                self.writes += 1
                 self.levels[attr] = level
                 self.dirty.levels.add(attr)
 
     def put_source(self, source: SourceObject) -> None:
+        self.writes += 1
         self.sources[source.key] = source
         self._looked_up.add(source.key)
         self.dirty.sources.add(source.key)
 
     def put_copy(self, copy: Copy) -> None:
+        self.writes += 1
         self.copies[copy.key] = copy
         self.dirty.copies.add(copy.key)
 
     def record(self, decision: Decision) -> None:
+        self.writes += 1
         self.decisions.append(decision)
 
 

@@ -1,3 +1,5 @@
 """Imports every sub-command module so that it registers on the `cli` group."""
 
 from __future__ import annotations
+
+from worker.cli import inspect, ops, publish  # noqa: F401

@@ -23,7 +23,7 @@ class Group(click.Group):
             _fail(f"{exc.reason}: {exc.message}")
         except KeyboardInterrupt:
             _fail("interrupted", code=130)
-        except Exception as exc:  # noqa: BLE001 - the CLI promises no tracebacks
+        except Exception as exc:
             if os.environ.get("ENTITY_SYNC_DEBUG"):
                 raise
             _fail(f"{type(exc).__name__}: {_one_line(str(exc))} (ENTITY_SYNC_DEBUG=1 for details)")

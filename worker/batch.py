@@ -1,0 +1,223 @@
+"""One batch of deliveries: decode, one state transaction, and what to publish and ack.
+
+This is the acknowledgement policy in one place. Every delivery of a batch ends in exactly one
+fate: applied (state committed, outputs in the outbox), duplicate, dead-lettered (poison or
+rejected by a rule) or retried (transient, counted on the message). Handlers only raise.
+A database failure raises out of `process`: the caller keeps the batch unacked and retries.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from pydantic import BaseModel
+from sqlalchemy.engine import Engine
+
+from handlers.errors import PermanentError, TransientError
+from handlers.sharing import service
+from handlers.sharing.model import Decision, Outcome, Output
+from handlers.sharing.service import SharingContext
+from handlers.sharing.state import SharingState
+from schemas.inputs import (
+    EntityConnection,
+    EntityControl,
+    EntitySettings,
+    EntityUpserted,
+    ObjectShared,
+)
+from worker import deadletter, outbox
+from worker.broker import OutMessage
+from worker.db import repository as repo
+from worker.db.engine import lock_state
+from worker.delivery import Delivery
+from worker.envelope import Envelope, Poison, decode
+
+log = structlog.get_logger("entity_sync.batch")
+
+Handler = Callable[[SharingState, Any, SharingContext], Outcome]
+HANDLERS: dict[type[BaseModel], Handler] = {
+    ObjectShared: service.handle_object_shared,
+    EntityUpserted: service.handle_entity_upserted,
+    EntityConnection: service.handle_connection,
+    EntitySettings: service.handle_settings,
+    EntityControl: service.handle_control,
+}
+
+
+@dataclass
+class BatchResult:
+    publish: list[OutMessage] = field(default_factory=list)  # outputs, dead letters, retries
+    outbox_ids: list[str] = field(default_factory=list)  # delete once `publish` is confirmed
+    fates: Counter[str] = field(default_factory=Counter)
+    dead_letters: Counter[tuple[str, str]] = field(default_factory=Counter)  # (queue, reason)
+    outputs: Counter[tuple[str, str]] = field(default_factory=Counter)  # (target, object_type)
+
+
+@dataclass(slots=True)
+class _Failure:
+    reason: str
+    message: str
+    permanent: bool
+
+
+class _Rerun(Exception):
+    def __init__(self, index: int, failure: _Failure) -> None:
+        self.index = index
+        self.failure = failure
+
+
+def _context_of(model: BaseModel) -> dict[str, Any]:
+    ctx: dict[str, Any] = {}
+    for name in ("event_id", "object_type", "object_id", "target_entity", "entity_id"):
+        value = getattr(model, name, None)
+        if value is not None:
+            ctx[name] = str(value)
+    return ctx
+
+
+def _rejected_decision(model: BaseModel, failure: _Failure) -> Decision:
+    target = getattr(model, "target_entity", None) or getattr(model, "entity_id", None)
+    return Decision(
+        cause_event_id=str(getattr(model, "event_id", "")),
+        decision="rejected",
+        reason=failure.reason,
+        message=failure.message,
+        target_entity=target,
+        object_type=getattr(model, "object_type", None),
+        object_id=getattr(model, "object_id", None),
+        version=getattr(model, "version", None),
+    )
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        engine: Engine,
+        context: SharingContext,
+        out_exchange: str,
+        *,
+        max_body_bytes: int,
+        max_attempts: int,
+    ) -> None:
+        self.engine = engine
+        self.context = context
+        self.out_exchange = out_exchange
+        self.max_body_bytes = max_body_bytes
+        self.max_attempts = max_attempts
+
+    def process(self, deliveries: list[Delivery]) -> BatchResult:
+        result = BatchResult()
+        envelopes: list[Envelope] = []
+        for delivery in deliveries:
+            decoded = decode(delivery, self.max_body_bytes)
+            if isinstance(decoded, Poison):
+                self._dead_letter(result, delivery, decoded.reason, decoded.message)
+            else:
+                envelopes.append(decoded)
+        if envelopes:
+            failed: dict[int, _Failure] = {}
+            while True:
+                attempt = BatchResult()
+                try:
+                    self._transaction(envelopes, failed, attempt)
+                except _Rerun as rerun:
+                    # A failing event had already written to the in-memory state: roll the whole
+                    # transaction back and run the batch again with that event set aside.
+                    failed[rerun.index] = rerun.failure
+                    continue
+                break
+            result.publish.extend(attempt.publish)
+            result.outbox_ids.extend(attempt.outbox_ids)
+            result.fates.update(attempt.fates)
+            result.dead_letters.update(attempt.dead_letters)
+            result.outputs.update(attempt.outputs)
+        return result
+
+    def _transaction(
+        self, envelopes: list[Envelope], failed: dict[int, _Failure], result: BatchResult
+    ) -> None:
+        with self.engine.begin() as conn:
+            lock_state(conn)
+            seen = repo.seen_event_ids(conn, {e.event_id for e in envelopes})
+            state = repo.load_state(conn)
+            state.prefetch(
+                [
+                    (m.object_type, m.object_id)
+                    for e in envelopes
+                    if isinstance(m := e.model, ObjectShared)
+                ]
+            )
+            applied: list[tuple[str, str]] = []
+            outputs: list[Output] = []
+            for index, env in enumerate(envelopes):
+                if env.event_id in seen:
+                    result.fates["duplicate"] += 1
+                    continue
+                failure = failed.get(index) or self._apply(index, env, state, outputs)
+                if failure is None:
+                    seen.add(env.event_id)
+                    applied.append((env.event_id, env.delivery.queue))
+                    result.fates["applied"] += 1
+                    continue
+                if failure.permanent:
+                    state.record(_rejected_decision(env.model, failure))
+                self._fail(result, env.delivery, failure)
+            repo.flush_state(conn, state)
+            repo.mark_processed(conn, applied)
+            messages = outbox.store(conn, outputs, self.out_exchange)
+        for out in outputs:
+            result.outputs[(str(out.body["target_entity"]), str(out.body["object_type"]))] += 1
+        result.publish[:0] = messages
+        result.outbox_ids.extend(m.message_id or "" for m in messages)
+
+    def _apply(
+        self, index: int, env: Envelope, state: SharingState, outputs: list[Output]
+    ) -> _Failure | None:
+        handler = HANDLERS[type(env.model)]
+        writes_before = state.writes
+        structlog.contextvars.bind_contextvars(**_context_of(env.model))
+        try:
+            outcome = handler(state, env.model, self.context)
+        except PermanentError as exc:
+            failure = _Failure(exc.reason, exc.message, permanent=True)
+        except TransientError as exc:
+            failure = _Failure(exc.reason, exc.message, permanent=False)
+        except sa.exc.SQLAlchemyError:
+            raise  # the database, not this event: the whole batch waits
+        except Exception as exc:
+            log.exception("handler failed")
+            failure = _Failure("unexpected_error", f"{type(exc).__name__}: {exc}", permanent=False)
+        else:
+            outputs.extend(outcome.outputs)
+            log.debug("event applied", outputs=len(outcome.outputs))
+            return None
+        finally:
+            structlog.contextvars.unbind_contextvars(*_context_of(env.model))
+        if state.writes != writes_before:
+            raise _Rerun(index, failure)
+        return failure
+
+    def _fail(self, result: BatchResult, delivery: Delivery, failure: _Failure) -> None:
+        if failure.permanent or delivery.attempts + 1 >= self.max_attempts:
+            self._dead_letter(result, delivery, failure.reason, failure.message)
+            return
+        log.info("retrying", reason=failure.reason, attempts=delivery.attempts + 1)
+        result.publish.append(deadletter.retry(delivery, failure.reason, failure.message))
+        result.fates["retried"] += 1
+
+    def _dead_letter(self, result: BatchResult, delivery: Delivery, reason: str, msg: str) -> None:
+        log.warning(
+            "dead-lettered",
+            queue=delivery.queue,
+            reason=reason,
+            error=msg[:300],
+            message_id=delivery.properties.get("message_id"),
+        )
+        result.publish.append(deadletter.dead_letter(delivery, reason, msg))
+        result.fates["dead_lettered"] += 1
+        result.dead_letters[(delivery.queue, reason)] += 1

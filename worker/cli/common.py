@@ -1,0 +1,60 @@
+"""Helpers shared by the sub-commands: settings, app, and output."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import click
+import sqlalchemy as sa
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from handlers.errors import ConfigurationError, EntitySyncError
+from worker import logging as wlog
+from worker.bootstrap import App, build
+from worker.config import Settings
+
+
+class Unavailable(EntitySyncError):
+    reason = "unavailable"
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        name = "ENTITY_SYNC_" + str(err["loc"][0]).upper() if err["loc"] else "settings"
+        raise ConfigurationError(f"{name}: {err['msg']}", reason="bad_setting") from None
+
+
+@contextmanager
+def app_context(*, log_level: str | None = None) -> Iterator[App]:
+    settings = load_settings()
+    wlog.configure(log_level or settings.log_level, settings.log_format)
+    app = build(settings)
+    try:
+        yield app
+    except sa.exc.OperationalError as exc:
+        first = str(exc.orig or exc).strip().splitlines()[0][:300]
+        raise Unavailable(f"database {settings.safe_database_url()} unavailable: {first}") from None
+    finally:
+        app.close()
+
+
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    out = Table(title=title, show_lines=False, header_style="bold")
+    for col in columns:
+        out.add_column(col, overflow="fold")
+    for row in rows:
+        out.add_row(*["" if v is None else str(v) for v in row])
+    Console(soft_wrap=False).print(out)
+
+
+def echo_json(value: Any) -> None:
+    import orjson
+
+    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode())

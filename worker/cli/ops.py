@@ -1,0 +1,62 @@
+"""`run`, `topology declare`, `db upgrade`."""
+
+from __future__ import annotations
+
+import signal
+
+import click
+import structlog
+
+from worker.broker import connect
+from worker.cli.common import app_context
+from worker.cli.main import cli
+from worker.topology import declare
+
+
+@cli.command()
+@click.option(
+    "--until-idle",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Stop after this long without a message (for scripts and demos).",
+)
+def run(until_idle: float | None) -> None:
+    """Upgrade the database, declare the topology and consume until SIGTERM/SIGINT."""
+    with app_context() as app:
+        before, after = app.upgrade_database()
+        log = structlog.get_logger("entity_sync")
+        if before != after:
+            log.info("database upgraded", before=before, after=after)
+        worker = app.sharing_worker()
+        signal.signal(signal.SIGTERM, worker.stop)
+        signal.signal(signal.SIGINT, worker.stop)
+        stats = worker.run(until_idle=until_idle)
+        log.info("stopped", batches=stats.batches, published=stats.published, **dict(stats.fates))
+
+
+@cli.group()
+def topology() -> None:
+    """Exchanges and queues of DESIGN.md §2."""
+
+
+@topology.command("declare")
+def topology_declare() -> None:
+    """Declare exchanges, queues and dead-letter queues (idempotent)."""
+    with app_context() as app, connect(app.settings) as conn:
+        conn.ensure_connection(max_retries=3)
+        for line in declare(conn, app.names):
+            click.echo(line)
+
+
+@cli.group()
+def db() -> None:
+    """The state database."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations (run does this too)."""
+    with app_context() as app:
+        before, after = app.upgrade_database()
+        click.echo(f"database {app.settings.safe_database_url()}: {before or 'empty'} -> {after}")

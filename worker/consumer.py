@@ -1,0 +1,292 @@
+"""The consumer loop: batches in, one transaction, confirmed publishes, then the acks.
+
+Shaped like kombu's ConsumerMixin: reconnect with backoff, redeclare the topology on every new
+connection, and never ack a delivery tag from an older connection (`Delivery.generation`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from amqp.exceptions import PreconditionFailed
+from kombu.connection import Connection
+from kombu.entity import Queue
+from kombu.messaging import Consumer
+from sqlalchemy.engine import Engine
+
+from handlers.errors import ConfigurationError
+from worker import outbox
+from worker.batch import BatchProcessor, BatchResult
+from worker.broker import ConfirmingPublisher, PublishFailed, connect
+from worker.config import Settings
+from worker.deadletter import dead_letter
+from worker.delivery import Delivery
+from worker.topology import Names, declare, is_rabbitmq
+
+log = structlog.get_logger("entity_sync.worker")
+
+# The database is unreachable (retry the same batch later) as opposed to refusing one row.
+OUTAGE_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError)
+RELAY_EVERY_SECONDS = 5.0
+
+
+@dataclass
+class WorkerStats:
+    batches: int = 0
+    fates: Counter[str] = field(default_factory=Counter)
+    published: int = 0
+    reconnects: int = 0
+    db_waits: int = 0
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        processor: BatchProcessor,
+        queues: list[str],
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.processor = processor
+        self.names = Names(settings.prefix)
+        self.queues = queues
+        self.should_stop = False
+        self.stats = WorkerStats()
+        self._generation = 0
+        self._last_relay = 0.0
+
+    def stop(self, *_: Any) -> None:
+        """Finish the batch in hand, then return from `run` (signal-handler safe)."""
+        self.should_stop = True
+
+    # --- connection lifecycle --------------------------------------------------------------
+
+    def run(self, *, until_idle: float | None = None) -> WorkerStats:
+        """Consume until stopped (or, with `until_idle`, until no message came for that long)."""
+        delay = 0.5
+        while not self.should_stop:
+            conn = connect(self.settings)
+            try:
+                conn.ensure_connection(max_retries=1)
+                self._generation += 1
+                try:
+                    declare(conn, self.names)
+                except PreconditionFailed as exc:
+                    raise ConfigurationError(
+                        f"the broker holds a queue or exchange with other arguments: {exc}",
+                        reason="topology_mismatch",
+                    ) from exc
+                delay = 0.5
+                if self._consume(conn, until_idle):
+                    break
+            except (*conn.connection_errors, *conn.channel_errors, PublishFailed) as exc:
+                self.stats.reconnects += 1
+                log.warning(
+                    "broker unavailable; reconnecting",
+                    broker=self.settings.safe_broker_url(),
+                    error=str(exc)[:300],
+                    retry_in=delay,
+                )
+                self._sleep(delay, None)
+                delay = min(delay * 2, 30.0)
+            finally:
+                with contextlib.suppress(Exception):  # a dead connection may fail to close
+                    conn.release()
+        return self.stats
+
+    def _sleep(self, seconds: float, conn: Connection | None) -> None:
+        """Sleep in small steps: stay stoppable and keep heartbeats flowing."""
+        deadline = time.monotonic() + seconds
+        while not self.should_stop and time.monotonic() < deadline:
+            if conn is not None:
+                conn.heartbeat_check()
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def _consume(self, conn: Connection, until_idle: float | None) -> bool:
+        settings = self.settings
+        channel = conn.channel()
+        publisher = ConfirmingPublisher(conn)
+        buffer: list[Delivery] = []
+        consumers = [
+            Consumer(
+                channel,
+                queues=[],
+                on_message=functools.partial(self._on_message, buffer, queue),
+                prefetch_count=settings.prefetch,
+                no_ack=False,
+                auto_declare=False,
+            )
+            for queue in self.queues
+        ]
+        for consumer, queue in zip(consumers, self.queues, strict=True):
+            consumer.add_queue(_bare_queue(queue))
+            consumer.consume()
+        log.info("consuming", queues=self.queues, broker=settings.safe_broker_url())
+        self._relay(publisher, force=True)
+        linger = settings.batch_linger_ms / 1000
+        first_at = 0.0
+        last_message = time.monotonic()
+        try:
+            while not self.should_stop:
+                conn.heartbeat_check()
+                if len(buffer) < settings.batch_size:
+                    before = len(buffer)
+                    with contextlib.suppress(TimeoutError):
+                        conn.drain_events(timeout=linger or 0.01)
+                    if len(buffer) > before:
+                        last_message = time.monotonic()
+                        if before == 0:
+                            first_at = last_message
+                now = time.monotonic()
+                if buffer and (len(buffer) >= settings.batch_size or now - first_at >= linger):
+                    batch = buffer[: settings.batch_size]
+                    del buffer[: settings.batch_size]
+                    first_at = now
+                    self._handle(conn, channel, publisher, batch)
+                elif not buffer:
+                    self._relay(publisher)
+                    if until_idle is not None and now - last_message >= until_idle:
+                        return True
+        finally:
+            for consumer in consumers:
+                with contextlib.suppress(Exception):
+                    consumer.cancel()
+            publisher.close()
+            # Deliveries still in `buffer` are not acked: the broker hands them out again.
+        return True
+
+    def _on_message(self, buffer: list[Delivery], queue: str, message: Any) -> None:
+        info = message.delivery_info
+        props = message.properties
+        buffer.append(
+            Delivery(
+                queue=queue,
+                routing_key=str(info.get("routing_key") or ""),
+                exchange=str(info.get("exchange") or ""),
+                body=message.body if isinstance(message.body, bytes) else bytes(message.body),
+                headers=dict(message.headers or {}),
+                properties={
+                    "message_id": props.get("message_id"),
+                    "content_type": props.get("content_type"),
+                    "content_encoding": props.get("content_encoding"),
+                    "timestamp": props.get("timestamp"),
+                    "user_id": props.get("user_id"),
+                    "correlation_id": props.get("correlation_id"),
+                    "type": props.get("type"),
+                    "app_id": props.get("app_id"),
+                },
+                delivery_tag=int(info.get("delivery_tag") or 0),
+                generation=self._generation,
+                raw=message,
+            )
+        )
+
+    # --- one batch -------------------------------------------------------------------------
+
+    def _handle(
+        self, conn: Connection, channel: Any, publisher: ConfirmingPublisher, batch: list[Delivery]
+    ) -> None:
+        result = self._process(conn, batch)
+        if result is None:  # stopping while the database was down: nothing acked
+            return
+        publisher.publish_many(result.publish)
+        self._ack(conn, channel, batch)
+        try:
+            outbox.delete(self.engine, result.outbox_ids)
+        except sa.exc.SQLAlchemyError as exc:
+            # Published and acked; the relay publishes these rows again with the same ids.
+            log.warning("outbox cleanup failed", error=str(exc)[:300])
+        self.stats.batches += 1
+        self.stats.published += len(result.publish)
+        self.stats.fates.update(result.fates)
+        log.debug("batch done", size=len(batch), **dict(result.fates))
+
+    def _process(self, conn: Connection, batch: list[Delivery]) -> BatchResult | None:
+        delay = 0.2
+        while True:
+            try:
+                return self.processor.process(batch)
+            except OUTAGE_ERRORS as exc:
+                self.stats.db_waits += 1
+                log.error(
+                    "database unavailable; holding the batch unacked",
+                    database=self.settings.safe_database_url(),
+                    error=str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__,
+                    retry_in=delay,
+                    batch=len(batch),
+                )
+                self._sleep(delay, conn)
+                if self.should_stop:
+                    return None
+                delay = min(delay * 2, self.settings.db_retry_max_seconds)
+            except sa.exc.DBAPIError as exc:
+                return self._isolate(conn, batch, exc)
+
+    def _isolate(self, conn: Connection, batch: list[Delivery], exc: Exception) -> BatchResult:
+        """The database refused some row: run the deliveries one by one to find which."""
+        if len(batch) == 1:
+            message = str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__
+            result = BatchResult()
+            result.publish.append(dead_letter(batch[0], "storage_rejected", message))
+            result.fates["dead_lettered"] += 1
+            result.dead_letters[(batch[0].queue, "storage_rejected")] += 1
+            return result
+        merged = BatchResult()
+        for delivery in batch:
+            one = self._process(conn, [delivery])
+            if one is None:
+                continue
+            merged.publish.extend(one.publish)
+            merged.outbox_ids.extend(one.outbox_ids)
+            merged.fates.update(one.fates)
+            merged.dead_letters.update(one.dead_letters)
+            merged.outputs.update(one.outputs)
+        return merged
+
+    def _ack(self, conn: Connection, channel: Any, batch: list[Delivery]) -> None:
+        current = [d for d in batch if d.generation == self._generation]
+        if len(current) != len(batch):
+            log.warning(
+                "not acking deliveries of an old connection", count=len(batch) - len(current)
+            )
+        if not current:
+            return
+        if is_rabbitmq(conn):
+            channel.basic_ack(max(d.delivery_tag for d in current), multiple=True)
+        else:
+            for delivery in current:
+                delivery.raw.ack()
+
+    def _relay(self, publisher: ConfirmingPublisher, *, force: bool = False) -> None:
+        """Publish outbox rows a dead worker left behind (older than the relay age)."""
+        now = time.monotonic()
+        if not force and now - self._last_relay < RELAY_EVERY_SECONDS:
+            return
+        self._last_relay = now
+        try:
+            rows = outbox.pending(self.engine, self.settings.outbox_relay_age_seconds)
+            if not rows:
+                return
+            publisher.publish_many(
+                [outbox.to_message(self.names.out_exchange, e, rk, body) for e, rk, body in rows]
+            )
+            outbox.delete(self.engine, [e for e, _, _ in rows])
+            log.info("relayed outbox rows", count=len(rows))
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("outbox relay skipped: database unavailable", error=str(exc)[:200])
+
+
+def _bare_queue(name: str) -> Queue:
+    # Declared already by `declare`; consuming needs only the name (arguments must not differ).
+    return Queue(name, no_declare=True)

@@ -1,0 +1,1 @@
+"""State store: SQLAlchemy Core tables, Alembic migrations and the repositories."""

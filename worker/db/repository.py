@@ -1,0 +1,262 @@
+"""Loads the sharing state a batch needs and writes back exactly what changed, in bulk."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from handlers.sharing.model import Connection as Conn
+from handlers.sharing.model import Copy, Entity, SourceKey, SourceObject
+from handlers.sharing.state import SharingState
+from worker.db import tables as t
+
+_CHUNK = 500  # keeps IN lists and statement sizes reasonable on both backends
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT ... ON CONFLICT (primary key) DO UPDATE, on PostgreSQL and SQLite alike."""
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    keys = [c.name for c in table.primary_key.columns]
+    stmt = stmt.on_conflict_do_update(
+        index_elements=keys,
+        set_={c: stmt.excluded[c] for c in rows[0] if c not in keys},
+    )
+    conn.execute(stmt, rows)
+
+
+def insert_ignore(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
+
+
+def _source(row: Any) -> SourceObject:
+    return SourceObject(
+        row.object_type, row.object_id, row.parent_id, row.version, row.data, row.event_id
+    )
+
+
+def _copy(row: Any) -> Copy:
+    return Copy(
+        row.connection_id,
+        row.target_entity,
+        row.object_type,
+        row.source_object_id,
+        row.target_object_id,
+        row.target_parent_id,
+        row.version,
+        row.data,
+    )
+
+
+class DbLoader:
+    """`StateLoader` over one open connection (inside the batch transaction)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def load_sources(self, keys: Collection[SourceKey]) -> list[SourceObject]:
+        ids = sorted({object_id for _, object_id in keys})
+        wanted = set(keys)
+        out: list[SourceObject] = []
+        for chunk in _chunks(ids):
+            rows = self.conn.execute(
+                sa.select(t.source_objects).where(t.source_objects.c.object_id.in_(chunk))
+            )
+            out.extend(s for r in rows if (s := _source(r)).key in wanted)
+        return out
+
+    def load_sources_of_type(self, object_type: str) -> list[SourceObject]:
+        rows = self.conn.execute(
+            sa.select(t.source_objects).where(t.source_objects.c.object_type == object_type)
+        )
+        return [_source(r) for r in rows]
+
+    def load_copies(self, keys: Collection[SourceKey]) -> list[Copy]:
+        ids = sorted({object_id for _, object_id in keys})
+        wanted = set(keys)
+        out: list[Copy] = []
+        for chunk in _chunks(ids):
+            rows = self.conn.execute(
+                sa.select(t.target_copies).where(t.target_copies.c.source_object_id.in_(chunk))
+            )
+            out.extend(
+                c for r in rows if ((c := _copy(r)).object_type, c.source_object_id) in wanted
+            )
+        return out
+
+    def load_copies_of_connection(self, connection_id: str) -> list[Copy]:
+        rows = self.conn.execute(
+            sa.select(t.target_copies).where(t.target_copies.c.connection_id == connection_id)
+        )
+        return [_copy(r) for r in rows]
+
+
+def load_state(conn: Connection) -> SharingState:
+    """The small, always-complete part of the state, plus a loader for the rest."""
+    state = SharingState(DbLoader(conn))
+    for r in conn.execute(sa.select(t.entities)):
+        state.entities[r.entity_id] = Entity(
+            r.entity_id,
+            r.name,
+            r.display_name,
+            r.parent_id,
+            r.is_global,
+            r.earliest_activity_date,
+            r.has_own_accounting_periods,
+            tuple(r.active_currencies),
+        )
+    for r in conn.execute(sa.select(t.connections)):
+        state.connections[r.connection_id] = Conn(
+            r.connection_id, r.source_entity, r.target_entity, r.status
+        )
+    for r in conn.execute(
+        sa.select(t.share_settings).where(t.share_settings.c.object_type == "accounting_period")
+    ):
+        state.acceptance[r.target_entity] = r.acceptance
+    for r in conn.execute(sa.select(t.control_levels)):
+        state.levels[r.attribute] = r.level
+    return state
+
+
+def flush_state(conn: Connection, state: SharingState) -> None:
+    """Write every changed row and every decision of the batch."""
+    now = _now()
+    d = state.dirty
+    upsert(
+        conn,
+        t.entities,
+        [
+            {
+                "entity_id": e.entity_id,
+                "name": e.name,
+                "display_name": e.display_name,
+                "parent_id": e.parent_id,
+                "is_global": e.is_global,
+                "earliest_activity_date": e.earliest_activity_date,
+                "has_own_accounting_periods": e.has_own_accounting_periods,
+                "active_currencies": list(e.active_currencies),
+                "updated_at": now,
+            }
+            for e in (state.entities[k] for k in sorted(d.entities))
+        ],
+    )
+    upsert(
+        conn,
+        t.connections,
+        [
+            {
+                "connection_id": c.connection_id,
+                "source_entity": c.source_entity,
+                "target_entity": c.target_entity,
+                "status": c.status,
+                "updated_at": now,
+            }
+            for c in (state.connections[k] for k in sorted(d.connections))
+        ],
+    )
+    upsert(
+        conn,
+        t.share_settings,
+        [
+            {
+                "target_entity": k,
+                "object_type": "accounting_period",
+                "acceptance": state.acceptance[k],
+                "updated_at": now,
+            }
+            for k in sorted(d.acceptance)
+        ],
+    )
+    upsert(
+        conn,
+        t.control_levels,
+        [{"attribute": k, "level": state.levels[k], "updated_at": now} for k in sorted(d.levels)],
+    )
+    upsert(
+        conn,
+        t.source_objects,
+        [
+            {
+                "object_type": s.object_type,
+                "object_id": s.object_id,
+                "parent_id": s.parent_id,
+                "version": s.version,
+                "data": s.data,
+                "event_id": s.event_id,
+                "updated_at": now,
+            }
+            for s in (state.sources[k] for k in sorted(d.sources))
+        ],
+    )
+    upsert(
+        conn,
+        t.target_copies,
+        [
+            {
+                "connection_id": c.connection_id,
+                "object_type": c.object_type,
+                "source_object_id": c.source_object_id,
+                "target_entity": c.target_entity,
+                "target_object_id": c.target_object_id,
+                "target_parent_id": c.target_parent_id,
+                "version": c.version,
+                "data": c.data,
+                "updated_at": now,
+            }
+            for c in (state.copies[k] for k in sorted(d.copies))
+        ],
+    )
+    if state.decisions:
+        conn.execute(
+            t.decisions.insert(),
+            [
+                {
+                    "at": now,
+                    "cause_event_id": x.cause_event_id,
+                    "target_entity": x.target_entity,
+                    "object_type": x.object_type,
+                    "object_id": x.object_id,
+                    "version": x.version,
+                    "decision": x.decision,
+                    "reason": x.reason,
+                    "message": x.message,
+                }
+                for x in state.decisions
+            ],
+        )
+
+
+def seen_event_ids(conn: Connection, event_ids: Collection[str]) -> set[str]:
+    seen: set[str] = set()
+    col = t.processed_events.c.event_id
+    for chunk in _chunks(sorted(event_ids)):
+        seen.update(conn.execute(sa.select(col).where(col.in_(chunk))).scalars())
+    return seen
+
+
+def mark_processed(conn: Connection, items: list[tuple[str, str]]) -> None:
+    now = _now()
+    insert_ignore(
+        conn,
+        t.processed_events,
+        [{"event_id": e, "queue": q, "processed_at": now} for e, q in items],
+    )

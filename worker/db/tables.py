@@ -1,0 +1,117 @@
+"""Tables of the state store. Core, not ORM: the hot path writes in bulk.
+
+Identifiers are strings (UUIDs as text) so the same schema runs on PostgreSQL and SQLite.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData()
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+Ts = sa.DateTime(timezone=True)
+
+entities = sa.Table(
+    "entities",
+    metadata,
+    sa.Column("entity_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("display_name", sa.String(255)),
+    sa.Column("parent_id", sa.String(64)),
+    sa.Column("is_global", sa.Boolean, nullable=False),
+    sa.Column("earliest_activity_date", sa.Date),
+    sa.Column("has_own_accounting_periods", sa.Boolean, nullable=False),
+    sa.Column("active_currencies", Json, nullable=False),
+    sa.Column("updated_at", Ts, nullable=False),
+)
+
+connections = sa.Table(
+    "connections",
+    metadata,
+    sa.Column("connection_id", sa.String(64), primary_key=True),
+    sa.Column("source_entity", sa.String(64), nullable=False),
+    sa.Column("target_entity", sa.String(64), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("updated_at", Ts, nullable=False),
+)
+
+share_settings = sa.Table(
+    "share_settings",
+    metadata,
+    sa.Column("target_entity", sa.String(64), primary_key=True),
+    sa.Column("object_type", sa.String(32), primary_key=True),
+    sa.Column("acceptance", sa.String(16), nullable=False),
+    sa.Column("updated_at", Ts, nullable=False),
+)
+
+control_levels = sa.Table(
+    "control_levels",
+    metadata,
+    sa.Column("attribute", sa.String(64), primary_key=True),
+    sa.Column("level", sa.String(8), nullable=False),
+    sa.Column("updated_at", Ts, nullable=False),
+)
+
+source_objects = sa.Table(
+    "source_objects",
+    metadata,
+    sa.Column("object_type", sa.String(32), primary_key=True),
+    sa.Column("object_id", sa.String(64), primary_key=True),
+    sa.Column("parent_id", sa.String(64)),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("data", Json, nullable=False),
+    sa.Column("event_id", sa.String(36), nullable=False),
+    sa.Column("updated_at", Ts, nullable=False),
+)
+
+target_copies = sa.Table(
+    "target_copies",
+    metadata,
+    sa.Column("connection_id", sa.String(64), primary_key=True),
+    sa.Column("object_type", sa.String(32), primary_key=True),
+    sa.Column("source_object_id", sa.String(64), primary_key=True),
+    sa.Column("target_entity", sa.String(64), nullable=False),
+    sa.Column("target_object_id", sa.String(64), nullable=False),
+    sa.Column("target_parent_id", sa.String(64)),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("data", Json, nullable=False),
+    sa.Column("updated_at", Ts, nullable=False),
+    sa.Index("ix_target_copies_source", "source_object_id"),
+    sa.Index("ix_target_copies_target", "target_entity", "source_object_id"),
+)
+
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("at", Ts, nullable=False),
+    sa.Column("cause_event_id", sa.String(36), nullable=False),
+    sa.Column("target_entity", sa.String(64)),
+    sa.Column("object_type", sa.String(32)),
+    sa.Column("object_id", sa.String(64)),
+    sa.Column("version", sa.BigInteger),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(64), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Index("ix_decisions_object", "object_id", "target_entity"),
+    sa.Index("ix_decisions_target", "target_entity", "id"),
+)
+
+processed_events = sa.Table(
+    "processed_events",
+    metadata,
+    sa.Column("event_id", sa.String(36), primary_key=True),
+    sa.Column("queue", sa.String(128), nullable=False),
+    sa.Column("processed_at", Ts, nullable=False),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("event_id", sa.String(36), nullable=False),
+    sa.Column("routing_key", sa.String(255), nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", Ts, nullable=False, index=True),
+)

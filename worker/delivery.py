@@ -1,0 +1,31 @@
+"""A received message, independent of the transport it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Delivery:
+    queue: str
+    routing_key: str
+    exchange: str
+    body: bytes
+    headers: dict[str, Any] = field(default_factory=dict)
+    properties: dict[str, Any] = field(default_factory=dict)
+    delivery_tag: int = 0
+    generation: int = 0  # connection generation: never ack a tag from an older channel
+    raw: Any = None  # the transport's message object, for transports that ack per message
+
+    @property
+    def original_routing_key(self) -> str:
+        """The routing key it was first published with (retries go via the default exchange)."""
+        if self.exchange == "" and isinstance(self.headers.get("x-original-routing-key"), str):
+            return str(self.headers["x-original-routing-key"])
+        return self.routing_key
+
+    @property
+    def attempts(self) -> int:
+        value = self.headers.get("x-attempts", 0)
+        return value if isinstance(value, int) and value >= 0 else 0
