@@ -42,8 +42,8 @@ def control_levels(engine: Engine) -> list[dict[str, Any]]:
 
 
 def copies_in(engine: Engine, target: str, object_id: str | None = None) -> list[dict[str, Any]]:
-    c = t.target_copies
-    stmt = sa.select(c, t.connections.c.status).join(
+    c = t.target_copies.c
+    stmt = sa.select(t.target_copies, t.connections.c.status).join(
         t.connections, t.connections.c.connection_id == c.connection_id
     )
     stmt = stmt.where(c.target_entity == target)
@@ -54,9 +54,9 @@ def copies_in(engine: Engine, target: str, object_id: str | None = None) -> list
 
 def history(engine: Engine, target: str, object_id: str, limit: int = 50) -> list[dict[str, Any]]:
     """Decisions about one object for one target, plus rejections of that object's events."""
-    d = t.decisions
+    d = t.decisions.c
     stmt = (
-        sa.select(d)
+        sa.select(t.decisions)
         .where(d.object_id == object_id)
         .where(sa.or_(d.target_entity == target, d.target_entity.is_(None)))
         .order_by(d.id.desc())

@@ -1,8 +1,8 @@
 """initial state schema
 
 Revision ID: 0001
-Revises: 
-Create Date: 2026-11-23 04:52:49.643163
+Revises: (none)
+Create Date: 2026-11-23
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def upgrade() -> None:
     sa.Column('is_global', sa.Boolean(), nullable=False),
     sa.Column('earliest_activity_date', sa.Date(), nullable=True),
     sa.Column('has_own_accounting_periods', sa.Boolean(), nullable=False),
-    sa.Column('active_currencies', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('active_currencies', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('entity_id')
     )
@@ -94,7 +94,7 @@ def upgrade() -> None:
     sa.Column('object_id', sa.String(length=64), nullable=False),
     sa.Column('parent_id', sa.String(length=64), nullable=True),
     sa.Column('version', sa.BigInteger(), nullable=False),
-    sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('event_id', sa.String(length=36), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('object_type', 'object_id')
@@ -107,7 +107,7 @@ def upgrade() -> None:
     sa.Column('target_object_id', sa.String(length=64), nullable=False),
     sa.Column('target_parent_id', sa.String(length=64), nullable=True),
     sa.Column('version', sa.BigInteger(), nullable=False),
-    sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('connection_id', 'object_type', 'source_object_id')
     )
