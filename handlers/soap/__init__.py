@@ -1,0 +1,1 @@
+"""SOAP clients of the billing system and the CRM, built on zeep (DESIGN.md §5)."""
