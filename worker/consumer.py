@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ class Worker:
         self.names = Names(settings.prefix)
         self.queues = queues
         self.should_stop = False
+        self.ready = threading.Event()  # set while consuming: topology declared, consumers on
         self.stats = WorkerStats()
         self._generation = 0
         self._last_relay = 0.0
@@ -133,6 +135,7 @@ class Worker:
             consumer.add_queue(_bare_queue(queue))
             consumer.consume()
         log.info("consuming", queues=self.queues, broker=settings.safe_broker_url())
+        self.ready.set()
         self._relay(publisher, force=True)
         linger = settings.batch_linger_ms / 1000
         first_at = 0.0
@@ -159,6 +162,7 @@ class Worker:
                     if until_idle is not None and now - last_message >= until_idle:
                         return True
         finally:
+            self.ready.clear()
             for consumer in consumers:
                 with contextlib.suppress(Exception):
                     consumer.cancel()

@@ -2,8 +2,10 @@
 
 On RabbitMQ, input queues are quorum queues whose broker-side dead-lettering (delivery limit,
 the poison cap) goes to their `.dlq` at least once; the out exchange has an alternate exchange
-so an output nobody is bound for is kept in `<prefix>.unrouted`, never dropped. These arguments
-are fixed here: RabbitMQ refuses to redeclare a queue with other arguments.
+so an output nobody is bound for is kept in `<prefix>.unrouted`, never dropped. On the
+embedded broker, where bindings live in each process, `<prefix>.unrouted` receives every
+output. These arguments are fixed here: RabbitMQ refuses to redeclare a queue with other
+arguments.
 """
 
 from __future__ import annotations
@@ -114,6 +116,11 @@ def declare(conn: Connection, names: Names) -> list[str]:
         in_ex(channel).declare()
         out_ex(channel).declare()
         declared += [f"exchange {in_ex.name}", f"exchange {out_ex.name}"]
+        if not rabbit:
+            # Virtual transports keep bindings per process: the worker cannot see bindings that
+            # other processes made, so every output is also kept in `<prefix>.unrouted`.
+            Queue(names.unrouted, out_ex, routing_key="#", durable=True)(channel).declare()
+            declared.append(f"queue {names.unrouted} <- # (embedded broker)")
         for queue in input_queues(names, rabbit):
             dlq = Queue(names.dlq(queue.name), durable=True, queue_arguments=quorum)
             dlq(channel).declare()

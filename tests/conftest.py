@@ -1,0 +1,69 @@
+"""Fixtures for real services. Each test gets its own queue prefix and PostgreSQL schema.
+
+Services come from ENTITY_SYNC_TEST_BROKER_URL / ENTITY_SYNC_TEST_DATABASE_URL, defaulting to
+the local RabbitMQ and PostgreSQL. Missing services skip locally and FAIL under CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.support import services
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> str:
+    url = os.environ.get("ENTITY_SYNC_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    services.require(url, "RabbitMQ")
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A throwaway database for this test run; dropped at the end."""
+    admin = os.environ.get(
+        "ENTITY_SYNC_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
+    services.require(admin, "PostgreSQL")
+    name = f"es_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(admin).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(pg_database: str) -> str:
+    """A fresh schema in the run's database, selected through the search_path."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(pg_database)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    return services.with_search_path(pg_database, schema)
+
+
+@pytest.fixture
+def prefix(request: pytest.FixtureRequest) -> str:
+    return f"es-test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def rabbit_cleanup(broker_url: str, prefix: str) -> Iterator[None]:
+    yield
+    services.delete_topology(broker_url, prefix)
+
+
+@pytest.fixture
+def embedded_dir(tmp_path: Path) -> Path:
+    return tmp_path / "embedded"

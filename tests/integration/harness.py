@@ -1,0 +1,165 @@
+"""One scenario, two backends: RabbitMQ + PostgreSQL, and the embedded default."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Protocol
+
+import orjson
+import sqlalchemy as sa
+
+from schemas.outputs import ShareException, TargetUpdate
+from tests.support import scenario as sc
+from tests.support.amqp import Received, wait_for
+from worker.bootstrap import App
+from worker.db import tables as t
+
+
+class Backend(Protocol):
+    def publish(self, events: list[tuple[str, dict[str, Any] | bytes]]) -> None: ...
+    def outputs(self, count: int) -> list[Received]: ...
+    def dead_letters(self, queue: str, count: int) -> list[Received]: ...
+
+
+def processed(app: App) -> int:
+    with app.engine.connect() as conn:
+        return int(
+            conn.execute(sa.select(sa.func.count()).select_from(t.processed_events)).scalar_one()
+        )
+
+
+def copies(app: App) -> dict[tuple[str, str], dict[str, Any]]:
+    with app.engine.connect() as conn:
+        rows = conn.execute(sa.select(t.target_copies)).all()
+    return {(r.target_entity, r.source_object_id): dict(r._mapping) for r in rows}
+
+
+def final_state(app: App) -> dict[str, Any]:
+    """Everything that defines the sharing state, without timestamps."""
+    with app.engine.connect() as conn:
+
+        def rows(table: sa.Table, *order: str) -> list[dict[str, Any]]:
+            stmt = sa.select(table).order_by(*[table.c[o] for o in order])
+            return [
+                {k: v for k, v in r._mapping.items() if k not in ("updated_at", "event_id")}
+                for r in conn.execute(stmt)
+            ]
+
+        return {
+            "entities": rows(t.entities, "entity_id"),
+            "connections": rows(t.connections, "connection_id"),
+            "settings": rows(t.share_settings, "target_entity"),
+            "levels": rows(t.control_levels, "attribute"),
+            "sources": rows(t.source_objects, "object_type", "object_id"),
+            "copies": rows(t.target_copies, "connection_id", "object_type", "source_object_id"),
+        }
+
+
+def run_scenario(app: App, backend: Backend, prefix: str) -> dict[str, Any]:
+    """Publishes the scenario phase by phase and checks every observable result."""
+    admin = sc.admin_phase()
+    backend.publish(list(admin))
+    wait_for(lambda: processed(app) == len(admin), what="admin events applied")
+
+    objects = sc.object_phase()
+    backend.publish(list(objects))
+    wait_for(lambda: processed(app) == len(admin) + len(objects), what="objects applied")
+
+    changes, rejected = sc.change_phase()
+    backend.publish(list(changes))
+    poison = sc.poison()
+    backend.publish([(rk, body) for rk, body, _ in poison])
+    applied_changes = 1  # the update; its duplicate, the stale event and rejections are not new
+    stale = 1
+    wait_for(
+        lambda: processed(app) == len(admin) + len(objects) + applied_changes + stale,
+        what="changes applied",
+    )
+    release = sc.release_phase()
+    backend.publish(list(release))
+
+    outputs = backend.outputs(18)
+    object_dlq = backend.dead_letters(f"{prefix}.object-shared.dlq", 8)
+    admin_dlq = backend.dead_letters(f"{prefix}.entity-admin.dlq", 2)
+    wait_for(
+        lambda: processed(app) == len(admin) + len(objects) + 2 + len(release),
+        what="release applied",
+    )
+
+    # --- outputs: one update per receiving target, each valid against the contract ---------
+    updates = [o for o in outputs if o.routing_key.startswith("target.")]
+    exceptions = [o for o in outputs if o.routing_key.startswith("share.exception.")]
+    for o in updates:
+        body = TargetUpdate.model_validate(o.json())
+        assert o.routing_key == f"target.{body.target_entity}.{body.object_type}"
+        assert o.message_id == str(body.event_id)
+    assert len({o.message_id for o in outputs}) == len(outputs), "output ids are unique"
+    per_target = Counter(o.json()["target_entity"] for o in updates)
+    assert per_target == {"t-auto": 6, "t-manual": 6, "t-own": 5}
+    assert "t-pending" not in per_target
+    assert len(exceptions) == 1
+    exc = ShareException.model_validate(exceptions[0].json())
+    assert (exc.target_entity, exc.reason) == ("t-own", "target_has_own_periods")
+    assert exceptions[0].routing_key == "share.exception.t-own"
+
+    by_key = {
+        (o.json()["target_entity"], o.json()["source_object_id"], o.json()["action"]): o.json()
+        for o in updates
+        if o.json()["changed"] != ["prices"]
+    }
+    update = by_key[("t-auto", sc.PRODUCT, "update")]
+    assert update["changed"] == ["name"]  # name is source-controlled now; description is not
+    assert update["data"]["name"] == "Analytics Pro" and update["data"]["description"] == "d1"
+    assert by_key[("t-manual", sc.CHARGE, "create")]["data"]["prices"] == {"USD": "49.00"}
+    assert by_key[("t-auto", sc.CHARGE, "create")]["data"]["prices"] == {
+        "USD": "49.00",
+        "EUR": "45.00",
+    }
+    assert (
+        by_key[("t-auto", sc.RATE_PLAN, "create")]["target_parent_id"]
+        == by_key[("t-auto", sc.PRODUCT, "create")]["target_object_id"]
+    )
+    release_out = [o.json() for o in updates if o.json()["changed"] == ["prices"]]
+    assert len(release_out) == 1 and release_out[0]["target_entity"] == "t-manual"
+    assert release_out[0]["data"]["prices"] == {"USD": "49.00", "EUR": "45.00"}
+    hostile = by_key[("t-auto", sc.HOSTILE_PRODUCT, "create")]
+    assert hostile["data"]["name"] == sc.HOSTILE_NAME  # verbatim, never interpreted
+
+    # --- dead letters: at once, with the §6 headers and the original body ------------------
+    reasons = Counter(d.headers["x-error-type"] for d in object_dlq)
+    expected = Counter(reason for *_, reason in poison if reason != "unknown_routing_key")
+    expected.update(rejected.values())
+    expected["schema_invalid"] -= 1  # the entity.upserted array goes to the admin DLQ
+    assert reasons == +expected
+    assert Counter(d.headers["x-error-type"] for d in admin_dlq) == {
+        "schema_invalid": 1,
+        "unknown_routing_key": 1,
+    }
+    for d in object_dlq + admin_dlq:
+        for header in (
+            "x-error-type",
+            "x-error-message",
+            "x-error-at",
+            "x-attempts",
+            "x-original-queue",
+            "x-original-routing-key",
+        ):
+            assert header in d.headers, header
+        assert d.headers["x-attempts"] == 1
+    originals = {body for _, body, _ in poison}
+    assert {
+        d.body for d in object_dlq + admin_dlq if d.headers["x-error-type"] not in rejected.values()
+    } <= originals
+    for d in object_dlq:
+        if d.headers["x-error-type"] in rejected.values():
+            assert rejected[orjson.loads(d.body)["event_id"]] == d.headers["x-error-type"]
+
+    # --- state ------------------------------------------------------------------------------
+    held = copies(app)
+    assert held[("t-auto", sc.PRODUCT)]["version"] == 2
+    assert held[("t-auto", sc.PERIOD)]["version"] == 1
+    assert ("t-manual", sc.PERIOD) not in held and ("t-own", sc.PERIOD) not in held
+    assert held[("t-manual", sc.CHARGE)]["data"]["prices"] == {"USD": "49.00", "EUR": "45.00"}
+    assert held[("t-auto", sc.HOSTILE_PRODUCT)]["data"]["name"] == sc.HOSTILE_NAME
+    assert not any(k[0] == "t-pending" for k in held)
+    return final_state(app)

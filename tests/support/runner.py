@@ -1,0 +1,62 @@
+"""Running the real worker in a background thread of the test process."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from worker.bootstrap import App, build
+from worker.config import Settings
+from worker.consumer import Worker
+
+
+def settings_for(
+    prefix: str,
+    broker_url: str,
+    database_url: str,
+    data_dir: Path | None = None,
+    **overrides: object,
+) -> Settings:
+    values: dict[str, object] = {
+        "prefix": prefix,
+        "broker_url": broker_url,
+        "database_url": database_url,
+        "batch_linger_ms": 5,
+        "heartbeat_seconds": 0,
+    }
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@contextmanager
+def running_worker(settings: Settings) -> Iterator[tuple[App, Worker]]:
+    app = build(settings)
+    app.upgrade_database()
+    worker = app.sharing_worker()
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            worker.run()
+        except BaseException as exc:  # surfaced to the test below
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="entity-sync-worker", daemon=True)
+    thread.start()
+    if not worker.ready.wait(timeout=30):
+        worker.stop()
+        thread.join(timeout=30)
+        raise errors[0] if errors else AssertionError("worker did not start consuming")
+    try:
+        yield app, worker
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+        app.close()
+    if errors:
+        raise errors[0]
+    assert not thread.is_alive(), "worker did not stop"
