@@ -226,10 +226,12 @@ def connection(
     )
 
 
-def settings(target: str, acceptance: str, *, force: bool = False) -> EntitySettings:
+def settings(
+    target: str, acceptance: str, *, force: bool = False, event_id: str | None = None
+) -> EntitySettings:
     return EntitySettings.model_validate(
         {
-            "event_id": eid(),
+            "event_id": event_id or eid(),
             "occurred_at": OCCURRED_AT,
             "target_entity": target,
             "object_type": "accounting_period",
