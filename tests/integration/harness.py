@@ -109,7 +109,8 @@ def run_scenario(app: App, backend: Backend, prefix: str) -> dict[str, Any]:
     }
     update = by_key[("t-auto", sc.PRODUCT, "update")]
     assert update["changed"] == ["name"]  # name is source-controlled now; description is not
-    assert update["data"]["name"] == "Analytics Pro" and update["data"]["description"] == "d1"
+    assert update["data"]["name"] == "Analytics Pro"
+    assert update["data"]["description"] == "d1"
     assert by_key[("t-manual", sc.CHARGE, "create")]["data"]["prices"] == {"USD": "49.00"}
     assert by_key[("t-auto", sc.CHARGE, "create")]["data"]["prices"] == {
         "USD": "49.00",
@@ -120,7 +121,8 @@ def run_scenario(app: App, backend: Backend, prefix: str) -> dict[str, Any]:
         == by_key[("t-auto", sc.PRODUCT, "create")]["target_object_id"]
     )
     release_out = [o.json() for o in updates if o.json()["changed"] == ["prices"]]
-    assert len(release_out) == 1 and release_out[0]["target_entity"] == "t-manual"
+    assert len(release_out) == 1
+    assert release_out[0]["target_entity"] == "t-manual"
     assert release_out[0]["data"]["prices"] == {"USD": "49.00", "EUR": "45.00"}
     hostile = by_key[("t-auto", sc.HOSTILE_PRODUCT, "create")]
     assert hostile["data"]["name"] == sc.HOSTILE_NAME  # verbatim, never interpreted
@@ -158,7 +160,8 @@ def run_scenario(app: App, backend: Backend, prefix: str) -> dict[str, Any]:
     held = copies(app)
     assert held[("t-auto", sc.PRODUCT)]["version"] == 2
     assert held[("t-auto", sc.PERIOD)]["version"] == 1
-    assert ("t-manual", sc.PERIOD) not in held and ("t-own", sc.PERIOD) not in held
+    assert ("t-manual", sc.PERIOD) not in held
+    assert ("t-own", sc.PERIOD) not in held
     assert held[("t-manual", sc.CHARGE)]["data"]["prices"] == {"USD": "49.00", "EUR": "45.00"}
     assert held[("t-auto", sc.HOSTILE_PRODUCT)]["data"]["name"] == sc.HOSTILE_NAME
     assert not any(k[0] == "t-pending" for k in held)

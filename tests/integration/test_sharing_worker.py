@@ -64,6 +64,7 @@ def test_scenario_on_rabbitmq_and_postgresql(
 @pytest.mark.embedded
 def test_scenario_on_the_embedded_default(embedded_dir: Path, prefix: str) -> None:
     settings = settings_for(prefix, "", "", data_dir=embedded_dir)
-    assert settings.embedded_broker and settings.database_url.startswith("sqlite")
+    assert settings.embedded_broker
+    assert settings.database_url.startswith("sqlite")
     with running_worker(settings) as (app, _worker):
         run_scenario(app, EmbeddedBackend(settings.broker_url, prefix), prefix)

@@ -42,7 +42,7 @@ def running_worker(settings: Settings) -> Iterator[tuple[App, Worker]]:
     def target() -> None:
         try:
             worker.run()
-        except BaseException as exc:  # surfaced to the test below
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread below
             errors.append(exc)
 
     thread = threading.Thread(target=target, name="entity-sync-worker", daemon=True)
