@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from handlers.errors import RetryLater
 from handlers.sharing.model import Outcome
 from handlers.sharing.state import SharingState
 
@@ -217,3 +218,61 @@ def test_backfill_goes_only_to_the_accepted_target() -> None:
     out = connect(state, "t2")
     assert routing_keys(out) == ["target.t2.product"]
     assert all(d.target_entity in (None, "t2") for d in out.decisions)
+
+
+@st.composite
+def tree_deliveries(draw: st.DrawFn) -> list[tuple[str, int]]:
+    """Versions of a product, a rate plan and a charge, shuffled, some delivered twice."""
+    tops = {
+        "P1": draw(st.integers(1, 4)),
+        "RP1": draw(st.integers(1, 3)),
+        "C1": draw(st.integers(1, 3)),
+    }
+    order = [
+        (name, v)
+        for name, top in tops.items()
+        for v in range(1, top + 1)
+        for _ in range(draw(st.integers(1, 2)))
+    ]
+    return draw(st.permutations(order))
+
+
+@hsettings(max_examples=150, deadline=None, database=None)
+@given(tree_deliveries())
+def test_shuffled_tree_with_retries_converges_parents_first(plan: list[tuple[str, int]]) -> None:
+    makers = {
+        "P1": lambda v: product("P1", version=v, sku=f"P-{v}"),
+        "RP1": lambda v: rate_plan("RP1", "P1", version=v, sku=f"RP-{v}"),
+        "C1": lambda v: charge("C1", "RP1", version=v, sku=f"C-{v}"),
+    }
+    types = {"P1": "product", "RP1": "product_rate_plan", "C1": "product_rate_plan_charge"}
+    events = {(name, v): makers[name](v) for name, v in set(plan)}
+    state = connected_world("t1")
+    queue = list(plan)
+    published: list[dict] = []
+    while queue:
+        name, v = queue.pop(0)
+        try:
+            out = handle(state, events[(name, v)])
+        except RetryLater:
+            queue.append((name, v))  # the worker retries it later
+            continue
+        published.extend(o.body for o in out.outputs)
+
+    top = {name: max(v for n, v in plan if n == name) for name in makers}
+    ids_seen: dict[str, str] = {}
+    versions: dict[str, list[int]] = {}
+    for body in published:
+        oid = body["source_object_id"]
+        parent = {"RP1": "P1", "C1": "RP1"}.get(oid)
+        if parent is not None:
+            assert parent in ids_seen, f"{oid} published before its parent"
+            assert body["target_parent_id"] == ids_seen[parent]
+        ids_seen[oid] = body["target_object_id"]
+        versions.setdefault(oid, []).append(body["version"])
+    for oid, seen in versions.items():
+        assert seen == sorted(set(seen)), f"{oid}: {seen}"
+    for name, object_type in types.items():
+        held = copy_of(state, object_type, name)
+        assert held.version == top[name]
+        assert held.data["sku"] == events[(name, top[name])].data["sku"]  # type: ignore[index]
