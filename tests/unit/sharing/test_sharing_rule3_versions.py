@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from handlers.errors import RetryLater
 from handlers.sharing.model import Outcome
-from handlers.sharing.state import SharingState
+from handlers.sharing.state import Dirty, SharingState
 
 
 def test_newer_version_updates_the_target() -> None:
@@ -276,3 +276,19 @@ def test_shuffled_tree_with_retries_converges_parents_first(plan: list[tuple[str
         held = copy_of(state, object_type, name)
         assert held.version == top[name]
         assert held.data["sku"] == events[(name, top[name])].data["sku"]  # type: ignore[index]
+
+
+def test_applied_change_marks_the_source_and_every_written_copy_dirty() -> None:
+    state = connected_world("t1", "t2")
+    state.dirty = Dirty()
+    handle(state, product("P1"))
+    assert state.dirty.sources == {("product", "P1")}
+    assert state.dirty.copies == {("conn-t1", "product", "P1"), ("conn-t2", "product", "P1")}
+
+
+def test_stale_change_marks_nothing_dirty() -> None:
+    state = connected_world("t1")
+    handle(state, product("P1", version=2))
+    state.dirty = Dirty()
+    handle(state, product("P1", version=2))
+    assert state.dirty == Dirty()
