@@ -30,7 +30,12 @@ class SoapPermanentError(PermanentError):
 
 
 class LoginFailed(SoapPermanentError):
-    """Wrong credentials, locked user, unknown entity: one clear error, no retry storm."""
+    """Wrong credentials, locked user, unknown entity: one clear error, no retry storm.
+    `reason` is `login_failed`; `code` keeps the vendor's code."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message, code=code)
+        self.reason = "login_failed"
 
 
 class UnsafeResponse(SoapPermanentError):
