@@ -13,7 +13,14 @@ from lxml import etree  # type: ignore[import-untyped]  # lxml ships no stubs
 
 from sandbox.query import Query, QueryError, check_limits, parse
 from sandbox.seed import Seed, check_seed
-from sandbox.server import SANDBOX_PASSWORD, SANDBOX_USER, Faults, SandboxServer, SessionBook
+from sandbox.server import (
+    SANDBOX_PASSWORD,
+    SANDBOX_USER,
+    Faults,
+    RawReply,
+    SandboxServer,
+    SessionBook,
+)
 from sandbox.soap import XSI, Request, SoapFault, child_text, envelope, fault_envelope
 
 ZNS = "http://api.zuora.com/"
@@ -215,6 +222,14 @@ class BillingSandboxHandle:
 
     def expire_sessions(self) -> None:
         self.state.sessions.expire_all()
+
+    def expire_sessions_after(self, calls: int) -> None:
+        """Sessions expire just before the `calls`-th call from now: mid-sync, deterministic."""
+        self.server.expire_after(calls, self.state.sessions.expire_all)
+
+    def script(self, *replies: RawReply) -> None:
+        """The next calls get these raw HTTP replies (hostile-response tests)."""
+        self.server.script(*replies)
 
     def fail_next(self, count: int, status: int = 500) -> None:
         self.server.fail_next(count, status)

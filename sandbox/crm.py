@@ -15,7 +15,14 @@ from lxml import etree  # type: ignore[import-untyped]  # lxml ships no stubs
 
 from sandbox.query import QueryError, parse
 from sandbox.seed import Seed, check_seed
-from sandbox.server import SANDBOX_PASSWORD, SANDBOX_USER, Faults, SandboxServer, SessionBook
+from sandbox.server import (
+    SANDBOX_PASSWORD,
+    SANDBOX_USER,
+    Faults,
+    RawReply,
+    SandboxServer,
+    SessionBook,
+)
 from sandbox.soap import XSI, Request, SoapFault, child_text, children, envelope, fault_envelope
 
 TNS = "urn:partner.soap.sforce.com"
@@ -292,6 +299,14 @@ class CrmSandboxHandle:
 
     def expire_sessions(self) -> None:
         self.state.sessions.expire_all()
+
+    def expire_sessions_after(self, calls: int) -> None:
+        """Sessions expire just before the `calls`-th call from now: mid-sync, deterministic."""
+        self.server.expire_after(calls, self.state.sessions.expire_all)
+
+    def script(self, *replies: RawReply) -> None:
+        """The next calls get these raw HTTP replies (hostile-response tests)."""
+        self.server.script(*replies)
 
     def lock_rows(self, external_ids: Iterable[str], times: int = 1) -> None:
         self.state.lock_rows(external_ids, times)

@@ -94,13 +94,18 @@ class SandboxServer:
         self.calls: Counter[str] = Counter()
         self._calls_lock = threading.Lock()
         self._scripted: list[RawReply] = []
+        self._expiry: tuple[int, Callable[[], None]] | None = None
         self._dispatch = dispatch
         self._render_fault = render_fault
         self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="soap-sandbox", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="soap-sandbox",
+            daemon=True,
         )
+        self.connections = 0  # TCP connections accepted: shows whether clients reuse them
 
     @property
     def url(self) -> str:
@@ -134,6 +139,11 @@ class SandboxServer:
         """A burst: the next `count` calls get an HTML error page."""
         self.script(*[RawReply(status, HTML_500, "text/html")] * count)
 
+    def expire_after(self, calls: int, expire: Callable[[], None]) -> None:
+        """Run `expire` just before the `calls`-th call from now is answered."""
+        with self._calls_lock:
+            self._expiry = (calls, expire)
+
     def total_calls(self, operation: str | None = None) -> int:
         with self._calls_lock:
             return self.calls[operation] if operation else sum(self.calls.values())
@@ -141,6 +151,11 @@ class SandboxServer:
     def _count(self, operation: str) -> RawReply | None:
         with self._calls_lock:
             self.calls[operation] += 1
+            if self._expiry is not None:
+                left, expire = self._expiry
+                self._expiry = (left - 1, expire) if left > 1 else None
+                if left <= 1:
+                    expire()
             if self._scripted:
                 return self._scripted.pop(0)
         if self.faults.fault_rate and self.faults.rng.random() < self.faults.fault_rate:
@@ -154,20 +169,25 @@ class SandboxServer:
             protocol_version = "HTTP/1.1"  # keep-alive, so clients reuse connections
             server_version = "entity-sync-sandbox"
 
+            def setup(self) -> None:
+                super().setup()
+                with server._calls_lock:
+                    server.connections += 1
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length > MAX_REQUEST_BYTES:
                     self._send(413, b"request too large", "text/plain")
                     return
                 data = self.rfile.read(length)
-                if server.faults.latency_ms:
-                    time.sleep(server.faults.latency_ms / 1000)
                 try:
                     request = parse_request(data)
                 except BadRequest as exc:
                     self._send(500, fault_envelope("soapenv:Client", str(exc)), "text/xml")
                     return
                 scripted = server._count(request.operation)
+                if server.faults.latency_ms:  # a slow endpoint: the injected delay per call
+                    time.sleep(server.faults.latency_ms / 1000)
                 if scripted is not None:
                     self._send(scripted.status, scripted.body, scripted.content_type)
                     return
@@ -182,11 +202,14 @@ class SandboxServer:
                 self._send(405, b"SOAP endpoint: POST only", "text/plain")
 
             def _send(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client gave up (e.g. its timeout)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # quiet: tests and the CLI print what matters
