@@ -72,7 +72,8 @@ def account_seed(
             for c in range(2):
                 seed["RatePlanCharge"].append(
                     {"Id": zid(0x07, a * 100 + s * 10 + c), "RatePlanId": plan_id,
-                     "Name": f"Fee {c}", "ChargeNumber": f"C-{a}-{s}-{c}", "ChargeModel": "Flat Fee Pricing",
+                     "Name": f"Fee {c}", "ChargeNumber": f"C-{a}-{s}-{c}",
+                     "ChargeModel": "Flat Fee Pricing",
                      "ChargeType": "Recurring", "Price": "10.00", "Quantity": "1",
                      "EffectiveStartDate": "2026-01-01"}
                 )  # fmt: skip

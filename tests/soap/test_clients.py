@@ -65,9 +65,9 @@ def test_vendor_query_limits_answer_malformed_query(
     make_billing: MakeBilling, zoql: str, needle: str
 ) -> None:
     sandbox = make_billing({})
-    with BillingClient(billing_settings(sandbox.url)) as client:
-        with pytest.raises(SoapPermanentError) as caught:
-            client.query(zoql)
+    client = BillingClient(billing_settings(sandbox.url))
+    with client, pytest.raises(SoapPermanentError) as caught:
+        client.query(zoql)
     assert caught.value.code == "MALFORMED_QUERY"
     assert needle in caught.value.message
     assert sandbox.calls("query") == 1  # permanent: not retried
@@ -114,9 +114,8 @@ def test_html_500_page_gives_a_clear_transient_error_after_bounded_retries(
             client.query("select Id from Account")
     assert isinstance(caught.value, TransientError)
     assert caught.value.code == "http_500"
-    assert (
-        "text/html" in caught.value.message and "gave up after 3 attempts" in caught.value.message
-    )
+    assert "text/html" in caught.value.message
+    assert "gave up after 3 attempts" in caught.value.message
     assert sandbox.calls("query") == 3
 
 
@@ -167,7 +166,8 @@ def test_wrong_credentials_give_one_clear_error_without_a_retry_storm(
                 client.query("select Id from Account")
     assert caught.value.reason == "login_failed"
     assert caught.value.code == "INVALID_VALUE"
-    assert "sandbox" in caught.value.message and secret not in caught.value.message
+    assert "sandbox" in caught.value.message
+    assert secret not in caught.value.message
     assert sandbox.calls("login") == 1  # remembered for the cooldown, not repeated
     assert sandbox.calls("query") == 0
     assert secret not in caplog.text
@@ -175,9 +175,9 @@ def test_wrong_credentials_give_one_clear_error_without_a_retry_storm(
 
 def test_crm_wrong_credentials(make_crm: MakeCrm) -> None:
     sandbox = make_crm()
-    with CrmClient(crm_settings(sandbox.url, password="nope")) as client:
-        with pytest.raises(LoginFailed, match="INVALID_LOGIN") as caught:
-            client.ensure_login()
+    client = CrmClient(crm_settings(sandbox.url, password="nope"))
+    with client, pytest.raises(LoginFailed, match="INVALID_LOGIN") as caught:
+        client.ensure_login()
     assert "nope" not in str(caught.value)
     assert sandbox.calls("login") == 1
 
@@ -203,9 +203,9 @@ def test_billing_login_names_the_entity(make_billing: MakeBilling) -> None:
     with BillingClient(billing_settings(sandbox.url), entity="eu") as client:
         client.ensure_login()
     assert sandbox.state.logins == ["eu"]
-    with BillingClient(billing_settings(sandbox.url), entity="mars") as client:
-        with pytest.raises(LoginFailed, match="Unknown entity"):
-            client.ensure_login()
+    other = BillingClient(billing_settings(sandbox.url), entity="mars")
+    with other, pytest.raises(LoginFailed, match="Unknown entity"):
+        other.ensure_login()
 
 
 def test_upsert_created_then_updated_with_per_row_errors(make_crm: MakeCrm) -> None:
@@ -219,7 +219,9 @@ def test_upsert_created_then_updated_with_per_row_errors(make_crm: MakeCrm) -> N
             [{ext: "a", "Name": "A2"}, {ext: "c"}, {ext: "c"}, {"Name": "no key"}],
         )
     assert [r.created for r in first] == [True, True]
-    assert second[0].success and not second[0].created and second[0].id == first[0].id
+    assert second[0].success
+    assert not second[0].created
+    assert second[0].id == first[0].id
     assert [e.code for e in second[1].errors] == ["DUPLICATE_EXTERNAL_ID"]
     assert [e.code for e in second[2].errors] == ["DUPLICATE_EXTERNAL_ID"]
     assert [e.code for e in second[3].errors] == ["REQUIRED_FIELD_MISSING"]
@@ -231,7 +233,8 @@ def test_upsert_chunks_at_most_200(make_crm: MakeCrm) -> None:
     ext = "zqu__ZuoraId__c"
     with CrmClient(crm_settings(sandbox.url)) as client:
         rows = client.upsert("Product2", ext, [{ext: f"p{i}"} for i in range(450)])
-    assert all(r.success for r in rows) and len(rows) == 450
+    assert len(rows) == 450
+    assert all(r.success for r in rows)
     assert sandbox.state.upsert_sizes == [200, 200, 50]
 
 
