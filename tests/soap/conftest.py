@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from soapkit import billing_settings, crm_settings
+from soapkit import VENDOR_FILES, billing_settings, crm_settings
 
 from handlers.sync.memory import InMemorySyncLocks, InMemorySyncStore
 from handlers.sync.service import SyncService
@@ -22,7 +22,6 @@ from sandbox import (
 
 # ../shared/contracts/vendor-wsdl next to the project; a fallback only outside CI.
 DEFAULT_VENDOR_DIR = Path(__file__).resolve().parents[3] / "shared" / "contracts" / "vendor-wsdl"
-VENDOR_FILES = ("zuora.a.79.0.wsdl", "salesforce-partner.v58.wsdl")
 
 
 @pytest.fixture
