@@ -10,6 +10,7 @@ from typing import Any
 from handlers.errors import ConfigurationError
 
 Seed = dict[str, list[dict[str, Any]]]
+EXAMPLE_SEEDS = Path(__file__).resolve().parent / "seeds"  # billing.json, crm.json
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,79}$")
 
 

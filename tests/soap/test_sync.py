@@ -13,6 +13,7 @@ from soapkit import account_seed, merge, product_seed, request, zid
 from handlers.sync.memory import InMemorySyncLocks, InMemorySyncStore
 from handlers.sync.service import SyncService
 from sandbox import BillingSandboxHandle, CrmSandboxHandle
+from sandbox.seed import EXAMPLE_SEEDS, load_seed
 from schemas.outputs import SyncCompleted
 
 pytestmark = pytest.mark.soap
@@ -320,3 +321,19 @@ def test_one_tier_with_a_bad_date_fails_alone(
     assert result.counts["zqu__ProductRatePlan__c"] == 1
     assert result.counts["zqu__ProductRatePlanCharge__c"] == 2  # the other plan's charges
     assert result.errors[0].code == "invalid_date"
+
+
+def test_example_seeds_sync_for_demos(
+    make_billing: MakeBilling, make_crm: MakeCrm, make_service: MakeService
+) -> None:
+    billing = make_billing(load_seed(EXAMPLE_SEEDS / "billing.json"), entities={"eu"})
+    crm = make_crm(load_seed(EXAMPLE_SEEDS / "crm.json"))
+    service, _ = make_service(billing, crm)
+    ids = [zid(0x0A, n) for n in (1, 2, 3)]
+    completed = _valid(
+        service.handle(request(ids, entity_by_id={ids[1]: "eu"}), known_entities={"eu"})
+    )
+    assert [r.status for r in completed.results] == ["synced", "synced", "failed"]
+    assert completed.results[2].errors[0].code == "missing_crm_id"
+    product = _valid(service.handle(request([zid(0x1A, 1)], object_type="product")))
+    assert product.status == "finished"
