@@ -1,0 +1,1 @@
+"""The project's own WSDLs (a package so that they ship as package data)."""

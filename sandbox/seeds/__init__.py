@@ -1,0 +1,1 @@
+"""Example seeds (a package so that they ship as package data)."""
