@@ -283,3 +283,16 @@ def test_http_connections_are_reused(make_billing: MakeBilling) -> None:
             client.query("select Id from Account")
     assert sandbox.calls() == 6
     assert sandbox.server.connections == 1
+
+
+def test_wsdl_is_parsed_once_per_path(make_crm: MakeCrm) -> None:
+    from handlers.soap.transport import load_wsdl
+
+    sandbox = make_crm()
+    with CrmClient(crm_settings(sandbox.url)) as first:
+        before = load_wsdl.cache_info()
+        with CrmClient(crm_settings(sandbox.url)) as second:
+            after = load_wsdl.cache_info()
+            assert first._zeep.wsdl is second._zeep.wsdl
+    assert after.hits == before.hits + 1
+    assert after.misses == before.misses
