@@ -15,6 +15,13 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support import services
+from worker import logging as wlog
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _logging() -> None:
+    """Info-level console logs (captured by pytest); per-event debug lines stay off."""
+    wlog.configure("info", "console")
 
 
 @pytest.fixture(scope="session")

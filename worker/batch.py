@@ -180,7 +180,8 @@ class BatchProcessor:
     ) -> _Failure | None:
         handler = HANDLERS[type(env.model)]
         writes_before = state.writes
-        structlog.contextvars.bind_contextvars(**_context_of(env.model))
+        context = _context_of(env.model)
+        structlog.contextvars.bind_contextvars(**context)
         try:
             outcome = handler(state, env.model, self.context)
         except PermanentError as exc:
@@ -197,7 +198,7 @@ class BatchProcessor:
             log.debug("event applied", outputs=len(outcome.outputs))
             return None
         finally:
-            structlog.contextvars.unbind_contextvars(*_context_of(env.model))
+            structlog.contextvars.unbind_contextvars(*context)
         if state.writes != writes_before:
             raise _Rerun(index, failure)
         return failure

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import amqp
 from kombu.connection import Connection
 from kombu.messaging import Producer
 
@@ -79,11 +80,20 @@ class ConfirmingPublisher:
     def _on_nack(self, tag: int, multiple: bool) -> None:
         self._nacked += self._settle(tag, multiple)
 
-    def publish_many(self, messages: list[OutMessage]) -> None:
-        """Publish all, then wait until the broker confirmed every one; raise if any failed."""
+    def publish_many(self, messages: list[OutMessage], *, wait: bool = True) -> None:
+        """Publish all and (unless wait=False) wait until the broker confirmed every one.
+
+        With wait=False, call `wait_for_confirms` before acting on the confirms, e.g. before
+        acking the deliveries these messages came from.
+        """
         if not messages:
             return
         now = int(time.time())
+        if self.rabbit:
+            self._publish_amqp(messages, now)
+            if wait:
+                self.wait_for_confirms()
+            return
         for msg in messages:
             props = dict(msg.extra)
             props.setdefault("timestamp", now)
@@ -100,13 +110,32 @@ class ConfirmingPublisher:
                 retry=False,
                 **props,
             )
-            if self.rabbit:
-                self._seq += 1
-                self._unconfirmed.add(self._seq)
-        if self.rabbit:
-            self._wait_for_confirms()
 
-    def _wait_for_confirms(self) -> None:
+    def _publish_amqp(self, messages: list[OutMessage], now: int) -> None:
+        # py-amqp directly: kombu's Producer adds a third to the cost of every publish.
+        publish = self.channel.basic_publish
+        for msg in messages:
+            props = dict(msg.extra)
+            props.setdefault("timestamp", now)
+            if msg.message_id:
+                props["message_id"] = msg.message_id
+            publish(
+                amqp.Message(
+                    msg.body,
+                    content_type=msg.content_type,
+                    content_encoding=msg.content_encoding,
+                    application_headers=msg.headers,
+                    delivery_mode=2,
+                    **props,
+                ),
+                exchange=msg.exchange,
+                routing_key=msg.routing_key,
+            )
+            self._seq += 1
+            self._unconfirmed.add(self._seq)
+
+    def wait_for_confirms(self) -> None:
+        """Block until everything published so far is confirmed; raise if any was refused."""
         deadline = time.monotonic() + self.confirm_timeout
         while self._unconfirmed:
             remaining = deadline - time.monotonic()

@@ -11,6 +11,7 @@ import functools
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,12 +40,22 @@ RELAY_EVERY_SECONDS = 5.0
 
 
 @dataclass
+class _Pending:
+    """A batch whose state is committed and outputs published, awaiting confirms and acks."""
+
+    batch: list[Delivery]
+    result: BatchResult
+
+
+@dataclass
 class WorkerStats:
     batches: int = 0
     fates: Counter[str] = field(default_factory=Counter)
     published: int = 0
     reconnects: int = 0
     db_waits: int = 0
+    consuming_since: float = 0.0  # time.monotonic() when consuming began
+    last_batch_at: float = 0.0  # time.monotonic() when the last batch was acked
 
 
 class Worker:
@@ -65,6 +76,7 @@ class Worker:
         self.stats = WorkerStats()
         self._generation = 0
         self._last_relay = 0.0
+        self._pending: _Pending | None = None
 
     def stop(self, *_: Any) -> None:
         """Finish the batch in hand, then return from `run` (signal-handler safe)."""
@@ -118,6 +130,9 @@ class Worker:
     def _consume(self, conn: Connection, until_idle: float | None) -> bool:
         settings = self.settings
         channel = conn.channel()
+        # py-amqp decodes bodies by their content_encoding; the worker wants the exact bytes
+        # (size limit, UTF-8 check, dead letters carry the original body untouched).
+        channel.auto_decode = False
         publisher = ConfirmingPublisher(conn)
         buffer: list[Delivery] = []
         consumers = [
@@ -135,11 +150,13 @@ class Worker:
             consumer.add_queue(_bare_queue(queue))
             consumer.consume()
         log.info("consuming", queues=self.queues, broker=settings.safe_broker_url())
+        self.stats.consuming_since = time.monotonic()
         self.ready.set()
         self._relay(publisher, force=True)
         linger = settings.batch_linger_ms / 1000
         first_at = 0.0
         last_message = time.monotonic()
+        self._pending = None  # a pending batch of an old connection is never acked
         try:
             while not self.should_stop:
                 conn.heartbeat_check()
@@ -158,9 +175,11 @@ class Worker:
                     first_at = now
                     self._handle(conn, channel, publisher, batch)
                 elif not buffer:
+                    self._settle(conn, channel, publisher)
                     self._relay(publisher)
                     if until_idle is not None and now - last_message >= until_idle:
                         return True
+            self._settle(conn, channel, publisher)
         finally:
             self.ready.clear()
             for consumer in consumers:
@@ -178,7 +197,7 @@ class Worker:
                 queue=queue,
                 routing_key=str(info.get("routing_key") or ""),
                 exchange=str(info.get("exchange") or ""),
-                body=message.body if isinstance(message.body, bytes) else bytes(message.body),
+                body=_raw_body(message),
                 headers=dict(message.headers or {}),
                 properties={
                     "message_id": props.get("message_id"),
@@ -201,27 +220,42 @@ class Worker:
     def _handle(
         self, conn: Connection, channel: Any, publisher: ConfirmingPublisher, batch: list[Delivery]
     ) -> None:
-        result = self._process(conn, batch)
+        # The previous batch's confirms travel while this batch is in the database.
+        result = self._process(conn, batch, lambda: self._settle(conn, channel, publisher))
         if result is None:  # stopping while the database was down: nothing acked
             return
-        publisher.publish_many(result.publish)
-        self._ack(conn, channel, batch)
+        self._settle(conn, channel, publisher)
+        publisher.publish_many(result.publish, wait=False)
+        self._pending = _Pending(batch, result)
+
+    def _settle(self, conn: Connection, channel: Any, publisher: ConfirmingPublisher) -> None:
+        """Wait for the pending batch's confirms, then ack it and clear its outbox rows."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        publisher.wait_for_confirms()
+        self._ack(conn, channel, pending.batch)
         try:
-            outbox.delete(self.engine, result.outbox_ids)
+            outbox.delete(self.engine, pending.result.outbox_ids)
         except sa.exc.SQLAlchemyError as exc:
             # Published and acked; the relay publishes these rows again with the same ids.
             log.warning("outbox cleanup failed", error=str(exc)[:300])
         self.stats.batches += 1
-        self.stats.published += len(result.publish)
-        self.stats.fates.update(result.fates)
-        log.debug("batch done", size=len(batch), **dict(result.fates))
+        self.stats.last_batch_at = time.monotonic()
+        self.stats.published += len(pending.result.publish)
+        self.stats.fates.update(pending.result.fates)
+        log.debug("batch done", size=len(pending.batch), **dict(pending.result.fates))
 
-    def _process(self, conn: Connection, batch: list[Delivery]) -> BatchResult | None:
+    def _process(
+        self, conn: Connection, batch: list[Delivery], on_outage: Callable[[], None] | None = None
+    ) -> BatchResult | None:
         delay = 0.2
         while True:
             try:
                 return self.processor.process(batch)
             except OUTAGE_ERRORS as exc:
+                if on_outage is not None:
+                    on_outage()  # ack what is already safe before waiting
                 self.stats.db_waits += 1
                 log.error(
                     "database unavailable; holding the batch unacked",
@@ -289,6 +323,15 @@ class Worker:
             log.info("relayed outbox rows", count=len(rows))
         except sa.exc.SQLAlchemyError as exc:
             log.warning("outbox relay skipped: database unavailable", error=str(exc)[:200])
+
+
+def _raw_body(message: Any) -> bytes:
+    body = message.body
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):  # a transport that decoded it anyway: undo with its encoding
+        return body.encode(message.content_encoding or "utf-8", errors="surrogateescape")
+    return bytes(body)
 
 
 def _bare_queue(name: str) -> Queue:

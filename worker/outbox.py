@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 from handlers.sharing.model import Output
 from worker.broker import OutMessage
 from worker.db import tables as t
+from worker.db.repository import bulk_insert
 
 
 def to_message(out_exchange: str, event_id: str, routing_key: str, body: bytes) -> OutMessage:
@@ -30,13 +31,14 @@ def store(conn: Connection, outputs: Sequence[Output], out_exchange: str) -> lis
     messages = [
         to_message(out_exchange, o.event_id, o.routing_key, orjson.dumps(o.body)) for o in outputs
     ]
-    conn.execute(
-        t.outbox.insert(),
+    bulk_insert(
+        conn,
+        t.outbox,
         [
             {
                 "event_id": m.message_id,
                 "routing_key": m.routing_key,
-                "body": m.body,
+                "body": m.body.decode(),
                 "created_at": now,
             }
             for m in messages
@@ -65,7 +67,7 @@ def pending(
             .order_by(t.outbox.c.id)
             .limit(limit)
         ).all()
-    return [(r.event_id, r.routing_key, bytes(r.body)) for r in rows]
+    return [(r.event_id, r.routing_key, r.body.encode()) for r in rows]
 
 
 def backlog(engine: Engine) -> int:

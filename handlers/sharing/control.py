@@ -11,9 +11,15 @@ Decisions written down here (README "Sharing rules"):
 
 from __future__ import annotations
 
-import copy as _copy
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+import orjson
+
+def _clone(value: Any) -> Any:
+    """A deep copy of JSON data; several times faster than copy.deepcopy."""
+    return orjson.loads(orjson.dumps(value))
+
 
 ALWAYS_SOURCE = frozenset({"charge_type", "charge_model", "billing_timing"})
 IMMUTABLE_CHARGE_ATTRIBUTES = ("charge_model", "billing_timing")
@@ -73,7 +79,7 @@ def create_data(
     object_type: str, source: Mapping[str, Any], active: Iterable[str]
 ) -> dict[str, Any]:
     """Attributes of a new copy: all of them, less the prices of inactive currencies."""
-    data = _copy.deepcopy(dict(source))
+    data = _clone(dict(source))
     _filter_currencies(object_type, data, active)
     return data
 
@@ -114,7 +120,7 @@ def update_data(
 ) -> dict[str, Any]:
     """Attributes of an existing copy after a source change (rule 6 and rule 8)."""
     active_list = list(active)
-    new = _copy.deepcopy(dict(old))
+    new = _clone(dict(old))
     is_charge = object_type == "product_rate_plan_charge"
     for attr in set(old) | set(source):
         if is_charge and attr in CURRENCY_ATTRIBUTES:
@@ -122,7 +128,7 @@ def update_data(
         if controller(object_type, attr, levels) != "source":
             continue
         if attr in source:
-            new[attr] = _copy.deepcopy(source[attr])
+            new[attr] = _clone(source[attr])
         else:
             new.pop(attr, None)
     if is_charge:
@@ -146,7 +152,7 @@ def release_data(
 ) -> dict[str, Any]:
     """A charge copy after its target activated currencies: withheld prices and tiers added."""
     fresh = set(newly_active)
-    new = _copy.deepcopy(dict(old))
+    new = _clone(dict(old))
     src_prices = source.get("prices")
     if isinstance(src_prices, dict):
         prices = dict(new.get("prices") or {})
@@ -160,7 +166,7 @@ def release_data(
         tiers = list(new.get("tiers") or [])
         have = {t.get("currency") for t in tiers if isinstance(t, dict)}
         tiers.extend(
-            _copy.deepcopy(t)
+            _clone(t)
             for t in src_tiers
             if isinstance(t, dict) and t.get("currency") in fresh and t.get("currency") not in have
         )

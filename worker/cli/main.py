@@ -45,11 +45,9 @@ def cli() -> None:
     """entity-sync: share billing objects across entities, and sync billing data into a CRM."""
 
 
-def _register() -> None:
-    # Sub-command modules register themselves on import; kept here so the tree is one place.
-    from worker.cli import commands  # noqa: F401
-
-
 def main() -> None:
-    _register()
     cli(prog_name="entity-sync")
+
+
+# Sub-command modules register themselves on `cli` when imported (after it exists).
+from worker.cli import commands  # noqa: E402, F401

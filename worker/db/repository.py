@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -27,25 +29,53 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
         yield items[i : i + size]
 
 
-def upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """INSERT ... ON CONFLICT (primary key) DO UPDATE, on PostgreSQL and SQLite alike."""
+@functools.cache
+def _recordset_sql(table: sa.Table, columns: tuple[str, ...], conflict: str) -> sa.TextClause:
+    pg = postgresql.dialect()
+    names = ", ".join(f'"{c}"' for c in columns)
+    types = ", ".join(f'"{c}" {table.c[c].type.compile(dialect=pg)}' for c in columns)
+    return sa.text(
+        f'INSERT INTO "{table.name}" ({names}) SELECT {names} '
+        f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x({types}) {conflict}"
+    )
+
+
+def bulk_insert(
+    conn: Connection, table: sa.Table, rows: list[dict[str, Any]], *, on_conflict: str = "error"
+) -> None:
+    """Insert many rows; on_conflict is "error", "ignore" or "update" (by primary key).
+
+    PostgreSQL gets one statement per table whatever the row count: the rows travel as one
+    JSON parameter and are expanded by jsonb_to_recordset (executemany would send one
+    statement per row). SQLite runs in-process, where executemany is already cheap.
+    """
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table)
     keys = [c.name for c in table.primary_key.columns]
-    stmt = stmt.on_conflict_do_update(
-        index_elements=keys,
-        set_={c: stmt.excluded[c] for c in rows[0] if c not in keys},
-    )
+    columns = tuple(rows[0])
+    if conn.dialect.name == "postgresql":
+        conflict = ""
+        if on_conflict == "ignore":
+            conflict = "ON CONFLICT DO NOTHING"
+        elif on_conflict == "update":
+            sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns if c not in keys)
+            conflict = f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+        sql = _recordset_sql(table, columns, conflict)
+        for chunk in _chunks(rows, 5000):
+            conn.execute(sql, {"rows": orjson.dumps(chunk).decode()})
+        return
+    stmt = sqlite.insert(table)
+    if on_conflict == "ignore":
+        stmt = stmt.on_conflict_do_nothing()
+    elif on_conflict == "update":
+        stmt = stmt.on_conflict_do_update(
+            index_elements=keys, set_={c: stmt.excluded[c] for c in columns if c not in keys}
+        )
     conn.execute(stmt, rows)
 
 
-def insert_ignore(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
+def upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    bulk_insert(conn, table, rows, on_conflict="update")
 
 
 def _source(row: Any) -> SourceObject:
@@ -226,8 +256,9 @@ def flush_state(conn: Connection, state: SharingState) -> None:
         ],
     )
     if state.decisions:
-        conn.execute(
-            t.decisions.insert(),
+        bulk_insert(
+            conn,
+            t.decisions,
             [
                 {
                     "at": now,
@@ -255,8 +286,9 @@ def seen_event_ids(conn: Connection, event_ids: Collection[str]) -> set[str]:
 
 def mark_processed(conn: Connection, items: list[tuple[str, str]]) -> None:
     now = _now()
-    insert_ignore(
+    bulk_insert(
         conn,
         t.processed_events,
         [{"event_id": e, "queue": q, "processed_at": now} for e, q in items],
+        on_conflict="ignore",
     )

@@ -112,6 +112,6 @@ outbox = sa.Table(
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
     sa.Column("event_id", sa.String(36), nullable=False),
     sa.Column("routing_key", sa.String(255), nullable=False),
-    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),  # the JSON body as published (UTF-8 text)
     sa.Column("created_at", Ts, nullable=False, index=True),
 )

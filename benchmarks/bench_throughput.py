@@ -1,0 +1,228 @@
+"""Throughput of the sharing worker against the raw kombu consume-and-ack rate.
+
+All three figures come from one run against the same RabbitMQ and PostgreSQL:
+  raw      kombu consumer, prefetch as configured, one ack per message, nothing else
+  1 target the worker end to end: decode, rules, one transaction per batch, outbox,
+           confirmed publish of one update per event, ack
+  10 targets the same with every event fanned out to 10 connected targets
+
+Usage: python benchmarks/bench_throughput.py [--events N] [--broker URL] [--database URL]
+Queues use a fresh prefix and the state a fresh PostgreSQL database; both are removed after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import sqlalchemy as sa
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue
+from kombu.messaging import Consumer, Producer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support import scenario as sc
+from tests.support.services import delete_topology
+from worker import logging as wlog
+from worker.bootstrap import build
+from worker.config import Settings
+from worker.db import tables as t
+from worker.topology import Names, declare, input_queues
+
+
+def publish(url: str, exchange: str, messages: list[tuple[str, bytes]]) -> None:
+    with Connection(url, transport_options={"confirm_publish": False}) as conn:
+        channel = conn.channel()
+        channel.confirm_select()
+        producer = Producer(channel)
+        ex = Exchange(exchange, type="topic", durable=True)
+        for rk, body in messages:
+            producer.publish(
+                body,
+                exchange=ex if exchange else "",
+                routing_key=rk,
+                content_type="application/json",
+                content_encoding="utf-8",
+                delivery_mode=2,
+                retry=False,
+            )
+        # a confirmed no-op round trip: every earlier publish is confirmed before it returns
+        channel.basic_qos(0, 1, False)
+
+
+def raw_rate(url: str, prefix: str, n: int, prefetch: int) -> float:
+    names = Names(prefix)
+    queue = input_queues(names, rabbit=True)[1]  # same arguments as object-shared
+    raw = Queue(f"{prefix}.raw", durable=True, queue_arguments=queue.queue_arguments)
+    with Connection(url) as conn:
+        raw(conn.default_channel).declare()
+    body = orjson.dumps(sc.obj("product", "p-0", 1, {"name": "x", "sku": "s"})[1])
+    publish(url, "", [(raw.name, body)] * n)
+    got = 0
+    with Connection(url) as conn:
+        channel = conn.channel()
+
+        def on_message(message: object) -> None:
+            nonlocal got
+            message.ack()  # type: ignore[attr-defined]
+            got += 1
+
+        consumer = Consumer(
+            channel,
+            queues=[raw],
+            on_message=on_message,
+            prefetch_count=prefetch,
+            auto_declare=False,
+        )
+        consumer.consume()
+        start = time.perf_counter()
+        while got < n:
+            conn.drain_events(timeout=10)
+        elapsed = time.perf_counter() - start
+        channel.queue_delete(raw.name)
+    return n / elapsed
+
+
+def worker_rate(
+    url: str, db_url: str, prefix: str, n: int, targets: int, prefetch: int, batch: int
+) -> float:
+    settings = Settings(
+        prefix=prefix,
+        broker_url=url,
+        database_url=db_url,
+        prefetch=prefetch,
+        batch_size=batch,
+        log_level="warning",
+        log_format="json",
+    )
+    app = build(settings)
+    app.upgrade_database()
+    with Connection(url) as conn:
+        declare(conn, app.names)
+    admin = [sc.entity(sc.GLOBAL, ["USD", "EUR"])]
+    for i in range(targets):
+        admin += [
+            sc.entity(f"t{i}", ["USD"]),
+            sc.connection(f"c{i}", f"t{i}", "request"),
+            sc.connection(f"c{i}", f"t{i}", "accept"),
+        ]
+    events = [
+        sc.obj("product", f"p-{i}", 1, {"name": f"Product {i}", "sku": f"S{i}"}) for i in range(n)
+    ]
+    publish(url, app.names.in_exchange, [(rk, orjson.dumps(b)) for rk, b in admin])
+    worker = app.sharing_worker()
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while worker.stats.fates["applied"] < len(admin) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    publish(url, app.names.in_exchange, [(rk, orjson.dumps(b)) for rk, b in events])
+    start = time.monotonic()
+    expected = len(admin) + n
+    deadline = start + 600
+    while worker.stats.fates["applied"] < expected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    end = worker.stats.last_batch_at
+    worker.stop()
+    thread.join(timeout=60)
+    with app.engine.connect() as conn:
+        copies = conn.execute(sa.select(sa.func.count()).select_from(t.target_copies)).scalar()
+    app.close()
+    if copies != n * targets:
+        raise SystemExit(f"expected {n * targets} copies, found {copies}")
+    return n / (end - start)
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--trials", type=int, default=3, help="median of this many runs")
+    parser.add_argument(
+        "--broker",
+        default=os.environ.get(
+            "ENTITY_SYNC_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"
+        ),
+    )
+    parser.add_argument(
+        "--database",
+        default=os.environ.get(
+            "ENTITY_SYNC_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
+    parser.add_argument("--prefetch", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=500)
+    args = parser.parse_args()
+    wlog.configure("warning", "json")
+
+    admin = sa.create_engine(args.database, isolation_level="AUTOCOMMIT")
+    print(
+        f"events per run: {args.events}, prefetch {args.prefetch}, batch {args.batch}, "
+        f"median of {args.trials} trials"
+    )
+
+    def fresh(kind: str, run: Callable[[str, str], float]) -> float:
+        prefix = f"es-bench-{uuid.uuid4().hex[:8]}"
+        dbname = f"es_bench_{uuid.uuid4().hex[:8]}"
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{dbname}"'))
+        db_url = sa.engine.make_url(args.database).set(database=dbname).render_as_string(False)
+        try:
+            rate = run(prefix, db_url)
+            print(f"  {kind:<12} {rate:10,.0f}/s", flush=True)
+            return rate
+        finally:
+            with contextlib.suppress(Exception):
+                delete_topology(args.broker, prefix)
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+
+    raws, ones, tens = [], [], []
+    for _ in range(args.trials):
+        raws.append(
+            fresh("raw", lambda p, _db: raw_rate(args.broker, p, args.events, args.prefetch))
+        )
+        ones.append(
+            fresh(
+                "1 target",
+                lambda p, db: worker_rate(
+                    args.broker, db, p, args.events, 1, args.prefetch, args.batch
+                ),
+            )
+        )
+        tens.append(
+            fresh(
+                "10 targets",
+                lambda p, db: worker_rate(
+                    args.broker, db, p, args.events, 10, args.prefetch, args.batch
+                ),
+            )
+        )
+    raw, one, ten = _median(raws), _median(ones), _median(tens)
+    print(f"raw kombu consume+ack      {raw:10,.0f} msg/s")
+    print(
+        f"worker, 1 target           {one:10,.0f} events/s   ratio to raw {one / raw:6.1%}"
+        f"  ({one:,.0f} target updates/s)"
+    )
+    print(
+        f"worker, 10 targets         {ten:10,.0f} events/s   ratio to raw {ten / raw:6.1%}"
+        f"  ({ten * 10:,.0f} target updates/s)"
+    )
+    print(f"ratio 10 targets / 1 target: {ten / one:.2f}")
+
+
+if __name__ == "__main__":
+    main()

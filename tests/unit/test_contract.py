@@ -1,0 +1,112 @@
+"""The committed JSON Schemas and AsyncAPI match the models, and accept the contract examples."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from schemas import generate
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "contracts" / "examples"
+STEM_OF = {
+    "object.shared.product": "object-shared",
+    "object.shared.product_rate_plan_charge": "object-shared",
+    "object.shared.accounting_period": "object-shared",
+    "entity.upserted": "entity-upserted",
+    "entity.connection": "entity-connection",
+    "entity.settings": "entity-settings",
+    "entity.control": "entity-control",
+    "sync.request": "sync-request",
+}
+
+
+def _validator(stem: str) -> jsonschema.Draft202012Validator:
+    schema = json.loads((generate.JSON_DIR / f"{stem}.schema.json").read_text())
+    return jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+def test_committed_files_match_the_models() -> None:
+    assert generate.main(["--check"]) == 0, "run: python -m schemas.generate"
+
+
+def test_asyncapi_refers_only_to_committed_schemas() -> None:
+    doc = yaml.safe_load(generate.ASYNCAPI.read_text())
+    assert doc["asyncapi"].startswith("3.")
+    for message in doc["components"]["messages"].values():
+        assert (generate.HERE / message["payload"]["$ref"]).exists()
+    assert set(doc["channels"]) == set(generate.MESSAGES)
+
+
+def _examples() -> list[Path]:
+    if not EXAMPLES.is_dir():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"contract examples missing at {EXAMPLES}")
+        pytest.skip("../shared is not beside this checkout")
+    return sorted(EXAMPLES.glob("*.json"))
+
+
+def test_every_shared_example_is_valid_for_schema_and_model() -> None:
+    examples = _examples()
+    assert len(examples) == len(STEM_OF)
+    for path in examples:
+        stem = STEM_OF[path.stem]
+        body = json.loads(path.read_text())
+        _validator(stem).validate(body)
+        generate.MESSAGES[stem][0].model_validate(body)
+
+
+def _product(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "event_id": "3d4e5f60-7182-4394-a5b6-c7d8e9f0a105",
+        "occurred_at": "2026-11-20T10:00:00Z",
+        "source_entity": "global",
+        "object_type": "product",
+        "object_id": "p-1",
+        "parent_id": None,
+        "version": 3,
+        "action": "upsert",
+        "data": {"name": "x", "effective_start_date": "2026-01-01"},
+    }
+    body.update(changes)
+    return body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _product(version="3"),
+        _product(version=0),
+        _product(object_id="../../etc/passwd"),
+        _product(object_id="x" * 65),
+        _product(source_entity="a.b"),
+        _product(object_type="invoice"),
+        _product(action="remove"),
+        _product(occurred_at="yesterday"),
+        _product(parent_id="p-0"),
+        _product(object_type="product_rate_plan", parent_id=None),
+        _product(data={"effective_start_date": "not a date"}),
+        {k: v for k, v in _product().items() if k != "event_id"},
+    ],
+    ids=lambda b: "invalid",
+)
+def test_schema_and_model_reject_the_same_invalid_bodies(body: dict[str, Any]) -> None:
+    errors = list(_validator("object-shared").iter_errors(body))
+    assert errors, "JSON Schema accepted an invalid body"
+    with pytest.raises(ValidationError):
+        generate.MESSAGES["object-shared"][0].model_validate(body)
+
+
+def test_unknown_extra_fields_are_ignored() -> None:
+    body = _product(extra_field={"anything": 1})
+    _validator("object-shared").validate(body)
+    model = generate.MESSAGES["object-shared"][0].model_validate(body)
+    assert not hasattr(model, "extra_field")

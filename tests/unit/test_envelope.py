@@ -1,0 +1,83 @@
+"""Decoding deliveries: each kind of poison gets its own reason; good ones become models."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from schemas.inputs import EntityControl, ObjectShared
+from worker.delivery import Delivery
+from worker.envelope import Envelope, Poison, decode
+
+GOOD = {
+    "event_id": "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c04",
+    "occurred_at": "2026-11-20T09:07:00Z",
+    "source_entity": "global",
+    "object_type": "product",
+    "object_id": "p-1",
+    "parent_id": None,
+    "version": 1,
+    "action": "upsert",
+    "data": {"name": "n"},
+}
+
+
+def delivery(body: bytes, routing_key: str = "object.shared.product", **kw: object) -> Delivery:
+    return Delivery(queue="q", routing_key=routing_key, exchange="x", body=body, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("body", "routing_key", "reason"),
+    [
+        (b"\xff\xfe\x00", "object.shared.product", "not_utf8"),
+        (b"{nope", "object.shared.product", "invalid_json"),
+        (b"[]", "object.shared.product", "schema_invalid"),
+        (orjson.dumps(GOOD | {"version": True}), "object.shared.product", "schema_invalid"),
+        (orjson.dumps(GOOD), "object.shared.accounting_period", "schema_invalid"),
+        (orjson.dumps(GOOD), "entity.unknown", "unknown_routing_key"),
+        (b"x" * 2000, "object.shared.product", "oversize_body"),
+    ],
+)
+def test_poison_reasons(body: bytes, routing_key: str, reason: str) -> None:
+    result = decode(delivery(body, routing_key), max_body_bytes=1024)
+    assert isinstance(result, Poison)
+    assert result.reason == reason
+    assert result.message
+
+
+def test_a_good_body_becomes_its_model_with_its_event_id() -> None:
+    result = decode(delivery(orjson.dumps(GOOD)), max_body_bytes=1024)
+    assert isinstance(result, Envelope)
+    assert isinstance(result.model, ObjectShared)
+    assert result.event_id == GOOD["event_id"]
+
+
+def test_a_retried_message_is_decoded_by_its_original_routing_key() -> None:
+    body = orjson.dumps(
+        {
+            "event_id": GOOD["event_id"],
+            "occurred_at": GOOD["occurred_at"],
+            "levels": {"sku": "source"},
+        }
+    )
+    retried = Delivery(
+        queue="es.entity-admin",
+        routing_key="es.entity-admin",
+        exchange="",
+        body=body,
+        headers={"x-original-routing-key": "entity.control"},
+    )
+    result = decode(retried, max_body_bytes=1024)
+    assert isinstance(result, Envelope)
+    assert isinstance(result.model, EntityControl)
+
+
+def test_the_original_routing_key_header_is_ignored_on_a_fresh_publish() -> None:
+    forged = Delivery(
+        queue="q",
+        routing_key="object.shared.product",
+        exchange="es.in",
+        body=orjson.dumps(GOOD),
+        headers={"x-original-routing-key": "entity.control"},
+    )
+    assert isinstance(decode(forged, max_body_bytes=1024), Envelope)
