@@ -9,7 +9,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from lxml import etree  # type: ignore[import-untyped]  # lxml ships no stubs
+from lxml import etree  # lxml ships no stubs
 
 from sandbox.query import Query, QueryError, check_limits, parse
 from sandbox.seed import Seed, check_seed

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from lxml import etree  # type: ignore[import-untyped]  # lxml ships no stubs
+from lxml import etree  # lxml ships no stubs
 
 from sandbox.query import QueryError, parse
 from sandbox.seed import Seed, check_seed

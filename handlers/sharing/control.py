@@ -16,9 +16,15 @@ from typing import Any
 
 import orjson
 
+
 def _clone(value: Any) -> Any:
     """A deep copy of JSON data; several times faster than copy.deepcopy."""
     return orjson.loads(orjson.dumps(value))
+
+
+def _clone_dict(value: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = _clone(dict(value))
+    return out
 
 
 ALWAYS_SOURCE = frozenset({"charge_type", "charge_model", "billing_timing"})
@@ -79,7 +85,7 @@ def create_data(
     object_type: str, source: Mapping[str, Any], active: Iterable[str]
 ) -> dict[str, Any]:
     """Attributes of a new copy: all of them, less the prices of inactive currencies."""
-    data = _clone(dict(source))
+    data = _clone_dict(source)
     _filter_currencies(object_type, data, active)
     return data
 
@@ -120,7 +126,7 @@ def update_data(
 ) -> dict[str, Any]:
     """Attributes of an existing copy after a source change (rule 6 and rule 8)."""
     active_list = list(active)
-    new = _clone(dict(old))
+    new = _clone_dict(old)
     is_charge = object_type == "product_rate_plan_charge"
     for attr in set(old) | set(source):
         if is_charge and attr in CURRENCY_ATTRIBUTES:
@@ -152,7 +158,7 @@ def release_data(
 ) -> dict[str, Any]:
     """A charge copy after its target activated currencies: withheld prices and tiers added."""
     fresh = set(newly_active)
-    new = _clone(dict(old))
+    new = _clone_dict(old)
     src_prices = source.get("prices")
     if isinstance(src_prices, dict):
         prices = dict(new.get("prices") or {})

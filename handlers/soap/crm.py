@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lxml import etree  # type: ignore[import-untyped]  # lxml ships no stubs
+from lxml import etree  # lxml ships no stubs
 
 from handlers.soap.client import SoapClient
 from handlers.soap.config import CrmSettings

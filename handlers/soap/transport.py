@@ -11,7 +11,7 @@ from typing import Any
 
 import requests
 import zeep
-from lxml import etree  # type: ignore[import-untyped]  # lxml ships no stubs
+from lxml import etree  # lxml ships no stubs
 from requests.adapters import HTTPAdapter
 from zeep import exceptions as zx
 from zeep.transports import Transport
