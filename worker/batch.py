@@ -55,7 +55,18 @@ class BatchResult:
     outbox_ids: list[str] = field(default_factory=list)  # delete once `publish` is confirmed
     fates: Counter[str] = field(default_factory=Counter)
     dead_letters: Counter[tuple[str, str]] = field(default_factory=Counter)  # (queue, reason)
+    retries: Counter[tuple[str, str]] = field(default_factory=Counter)  # (queue, reason)
     outputs: Counter[tuple[str, str]] = field(default_factory=Counter)  # (target, object_type)
+    exceptions: Counter[str] = field(default_factory=Counter)  # share.exception reason
+
+    def merge(self, other: BatchResult) -> None:
+        self.publish.extend(other.publish)
+        self.outbox_ids.extend(other.outbox_ids)
+        self.fates.update(other.fates)
+        self.dead_letters.update(other.dead_letters)
+        self.retries.update(other.retries)
+        self.outputs.update(other.outputs)
+        self.exceptions.update(other.exceptions)
 
 
 @dataclass(slots=True)
@@ -131,11 +142,7 @@ class BatchProcessor:
                     failed[rerun.index] = rerun.failure
                     continue
                 break
-            result.publish.extend(attempt.publish)
-            result.outbox_ids.extend(attempt.outbox_ids)
-            result.fates.update(attempt.fates)
-            result.dead_letters.update(attempt.dead_letters)
-            result.outputs.update(attempt.outputs)
+            result.merge(attempt)
         return result
 
     def _transaction(
@@ -171,7 +178,10 @@ class BatchProcessor:
             repo.mark_processed(conn, applied)
             messages = outbox.store(conn, outputs, self.out_exchange)
         for out in outputs:
-            result.outputs[(str(out.body["target_entity"]), str(out.body["object_type"]))] += 1
+            if "reason" in out.body:
+                result.exceptions[str(out.body["reason"])] += 1
+            else:
+                result.outputs[(str(out.body["target_entity"]), str(out.body["object_type"]))] += 1
         result.publish[:0] = messages
         result.outbox_ids.extend(m.message_id or "" for m in messages)
 
@@ -210,6 +220,7 @@ class BatchProcessor:
         log.info("retrying", reason=failure.reason, attempts=delivery.attempts + 1)
         result.publish.append(deadletter.retry(delivery, failure.reason, failure.message))
         result.fates["retried"] += 1
+        result.retries[(delivery.queue, failure.reason)] += 1
 
     def _dead_letter(self, result: BatchResult, delivery: Delivery, reason: str, msg: str) -> None:
         log.warning(

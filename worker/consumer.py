@@ -30,6 +30,7 @@ from worker.broker import ConfirmingPublisher, PublishFailed, connect
 from worker.config import Settings
 from worker.deadletter import dead_letter
 from worker.delivery import Delivery
+from worker.observe import NullObserver, Observer
 from worker.topology import Names, declare, is_rabbitmq
 
 log = structlog.get_logger("entity_sync.worker")
@@ -45,6 +46,7 @@ class _Pending:
 
     batch: list[Delivery]
     result: BatchResult
+    started: float  # time.monotonic() when the batch was taken
 
 
 @dataclass
@@ -65,12 +67,14 @@ class Worker:
         engine: Engine,
         processor: BatchProcessor,
         queues: list[str],
+        observer: Observer | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.processor = processor
         self.names = Names(settings.prefix)
         self.queues = queues
+        self.observer: Observer = observer or NullObserver()
         self.should_stop = False
         self.ready = threading.Event()  # set while consuming: topology declared, consumers on
         self.stats = WorkerStats()
@@ -104,6 +108,7 @@ class Worker:
                     break
             except (*conn.connection_errors, *conn.channel_errors, PublishFailed) as exc:
                 self.stats.reconnects += 1
+                self.observer.connection_changed(False)
                 log.warning(
                     "broker unavailable; reconnecting",
                     broker=self.settings.safe_broker_url(),
@@ -151,6 +156,7 @@ class Worker:
             consumer.consume()
         log.info("consuming", queues=self.queues, broker=settings.safe_broker_url())
         self.stats.consuming_since = time.monotonic()
+        self.observer.connection_changed(True)
         self.ready.set()
         self._relay(publisher, force=True)
         linger = settings.batch_linger_ms / 1000
@@ -221,12 +227,13 @@ class Worker:
         self, conn: Connection, channel: Any, publisher: ConfirmingPublisher, batch: list[Delivery]
     ) -> None:
         # The previous batch's confirms travel while this batch is in the database.
+        started = time.monotonic()
         result = self._process(conn, batch, lambda: self._settle(conn, channel, publisher))
         if result is None:  # stopping while the database was down: nothing acked
             return
         self._settle(conn, channel, publisher)
         publisher.publish_many(result.publish, wait=False)
-        self._pending = _Pending(batch, result)
+        self._pending = _Pending(batch, result, started)
 
     def _settle(self, conn: Connection, channel: Any, publisher: ConfirmingPublisher) -> None:
         """Wait for the pending batch's confirms, then ack it and clear its outbox rows."""
@@ -244,6 +251,9 @@ class Worker:
         self.stats.last_batch_at = time.monotonic()
         self.stats.published += len(pending.result.publish)
         self.stats.fates.update(pending.result.fates)
+        self.observer.batch_acked(
+            pending.batch, pending.result, self.stats.last_batch_at - pending.started
+        )
         log.debug("batch done", size=len(pending.batch), **dict(pending.result.fates))
 
     def _process(
@@ -257,6 +267,7 @@ class Worker:
                 if on_outage is not None:
                     on_outage()  # ack what is already safe before waiting
                 self.stats.db_waits += 1
+                self.observer.database_waiting(delay)
                 log.error(
                     "database unavailable; holding the batch unacked",
                     database=self.settings.safe_database_url(),
@@ -283,13 +294,8 @@ class Worker:
         merged = BatchResult()
         for delivery in batch:
             one = self._process(conn, [delivery])
-            if one is None:
-                continue
-            merged.publish.extend(one.publish)
-            merged.outbox_ids.extend(one.outbox_ids)
-            merged.fates.update(one.fates)
-            merged.dead_letters.update(one.dead_letters)
-            merged.outputs.update(one.outputs)
+            if one is not None:
+                merged.merge(one)
         return merged
 
     def _ack(self, conn: Connection, channel: Any, batch: list[Delivery]) -> None:
