@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 import structlog
@@ -105,7 +105,15 @@ def _rejected_decision(model: BaseModel, failure: _Failure) -> Decision:
     )
 
 
+class Processor(Protocol):
+    """Turns a batch of deliveries into what to publish and ack; raises on a database outage."""
+
+    def process(self, deliveries: list[Delivery]) -> BatchResult: ...
+
+
 class BatchProcessor:
+    """The sharing processor: object-shared and entity-admin events."""
+
     def __init__(
         self,
         engine: Engine,

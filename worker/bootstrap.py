@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
+import structlog
 from sqlalchemy.engine import Engine
 
 from handlers.sharing.service import SharingContext
 from worker.batch import BatchProcessor
 from worker.config import Settings
-from worker.consumer import Worker
+from worker.consumer import Worker, WorkerStats
 from worker.db import migrate
 from worker.db.engine import create_engine
+from worker.observe import Observer
 from worker.topology import Names
+
+log = structlog.get_logger("entity_sync")
 
 
 @dataclass
@@ -20,8 +25,9 @@ class App:
     settings: Settings
     engine: Engine
     names: Names
+    workers: list[Worker] = field(default_factory=list)
 
-    def sharing_worker(self) -> Worker:
+    def sharing_worker(self, observer: Observer | None = None) -> Worker:
         processor = BatchProcessor(
             self.engine,
             SharingContext(global_entity=self.settings.global_entity),
@@ -30,7 +36,46 @@ class App:
             max_attempts=self.settings.max_attempts,
         )
         queues = [self.names.entity_admin, self.names.object_shared]
-        return Worker(self.settings, self.engine, processor, queues)
+        return Worker(self.settings, self.engine, processor, queues, observer)
+
+    def run(
+        self, *, until_idle: float | None = None, observer: Observer | None = None
+    ) -> list[WorkerStats]:
+        """Run every consumer of this process, each on its own connection and thread.
+
+        Returns when all have stopped: after `stop()` (SIGTERM/SIGINT), or when all were idle
+        for `until_idle` seconds. An error in one stops the others and is raised here.
+        """
+        self.workers = [self.sharing_worker(observer)]
+        errors: list[BaseException] = []
+
+        def guarded(worker: Worker) -> None:
+            try:
+                worker.run(until_idle=until_idle)
+            except BaseException as exc:  # noqa: BLE001 - re-raised below on the main thread
+                errors.append(exc)
+                self.stop()
+
+        threads = [
+            threading.Thread(target=guarded, args=(w,), name=f"consumer-{i}", daemon=True)
+            for i, w in enumerate(self.workers)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():  # join in slices so signals reach the main thread
+                thread.join(timeout=0.5)
+        if errors:
+            raise errors[0]
+        return [w.stats for w in self.workers]
+
+    def stop(self, *_: object) -> None:
+        """Finish the batches in hand, then stop (safe from a signal handler)."""
+        for worker in self.workers:
+            worker.stop()
+
+    def is_ready(self) -> bool:
+        return bool(self.workers) and all(w.ready.is_set() for w in self.workers)
 
     def upgrade_database(self) -> tuple[str | None, str | None]:
         return migrate.upgrade(self.engine)

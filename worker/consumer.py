@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 
 from handlers.errors import ConfigurationError
 from worker import outbox
-from worker.batch import BatchProcessor, BatchResult
+from worker.batch import BatchResult, Processor
 from worker.broker import ConfirmingPublisher, PublishFailed, connect
 from worker.config import Settings
 from worker.deadletter import dead_letter
@@ -65,7 +65,7 @@ class Worker:
         self,
         settings: Settings,
         engine: Engine,
-        processor: BatchProcessor,
+        processor: Processor,
         queues: list[str],
         observer: Observer | None = None,
     ) -> None:

@@ -28,11 +28,12 @@ def run(until_idle: float | None) -> None:
         log = structlog.get_logger("entity_sync")
         if before != after:
             log.info("database upgraded", before=before, after=after)
-        worker = app.sharing_worker()
-        signal.signal(signal.SIGTERM, worker.stop)
-        signal.signal(signal.SIGINT, worker.stop)
-        stats = worker.run(until_idle=until_idle)
-        log.info("stopped", batches=stats.batches, published=stats.published, **dict(stats.fates))
+        signal.signal(signal.SIGTERM, app.stop)
+        signal.signal(signal.SIGINT, app.stop)
+        for stats in app.run(until_idle=until_idle):
+            log.info(
+                "stopped", batches=stats.batches, published=stats.published, **dict(stats.fates)
+            )
 
 
 @cli.group()
