@@ -3,4 +3,4 @@
 from __future__ import annotations
 
 import worker.cli.sandbox  # noqa: F401
-from worker.cli import inspect, ops, publish  # noqa: F401
+from worker.cli import demo, inspect, ops, publish  # noqa: F401

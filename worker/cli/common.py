@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -51,7 +52,8 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
         out.add_column(col, overflow="fold")
     for row in rows:
         out.add_row(*["" if v is None else str(v) for v in row])
-    Console(soft_wrap=False).print(out)
+    # Piped output gets a wide console: rich would otherwise wrap every cell at 80 columns.
+    Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200).print(out)
 
 
 def echo_json(value: Any) -> None:
