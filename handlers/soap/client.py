@@ -13,6 +13,7 @@ import structlog
 import zeep
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from handlers.soap import timing
 from handlers.soap.config import SoapSettings
 from handlers.soap.errors import LoginFailed, SessionExpired, SoapPermanentError, SoapTransientError
 from handlers.soap.transport import (
@@ -94,9 +95,11 @@ class SoapClient:
             return self.ensure_login()
 
     def _login_once(self) -> tuple[str, str | None]:
+        started = time.perf_counter()
         try:
             result = self._service.login(**self._login_arguments())
         except Exception as exc:  # noqa: BLE001 - translated into the error tree
+            timing.report(self.service_name, "login", time.perf_counter() - started, False)
             error = translate(exc, where=f"{self.service_name} login", secrets=self._secrets)
             if isinstance(error, SoapPermanentError):
                 raise LoginFailed(
@@ -105,6 +108,7 @@ class SoapClient:
                     code=error.code,
                 ) from None
             raise error from None
+        timing.report(self.service_name, "login", time.perf_counter() - started, True)
         return self._parse_login(result)
 
     def _login_arguments(self) -> dict[str, Any]:
@@ -142,12 +146,15 @@ class SoapClient:
 
     def _invoke(self, operation: str, token: str, arguments: dict[str, Any]) -> Any:
         where = f"{self.service_name} {operation}"
+        started = time.perf_counter()
         try:
             response = getattr(self._service, operation)(
                 **arguments, _soapheaders=self._session_header(token)
             )
         except Exception as exc:  # noqa: BLE001 - translated into the error tree
+            timing.report(self.service_name, operation, time.perf_counter() - started, False)
             raise translate(exc, where=where, secrets=self._secrets) from None
+        timing.report(self.service_name, operation, time.perf_counter() - started, True)
         return unwrap(response)
 
     def _retrying(self, fn: Callable[[], Any], *, what: str) -> Any:

@@ -4,8 +4,10 @@ creates one per process and calls `handle(request)` per sync request."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
+
+import structlog
 
 from handlers.soap.billing import BillingClient
 from handlers.soap.config import BillingSettings, CrmSettings
@@ -13,6 +15,34 @@ from handlers.soap.crm import CrmClient
 from handlers.sync.engine import SyncDeps, run_sync
 from handlers.sync.ports import BillingApi, SyncLocks, SyncStore
 from schemas.inputs import SyncRequest
+
+log = structlog.get_logger(__name__)
+
+SessionObserver = Callable[[str], None]
+_session_observers: tuple[SessionObserver, ...] = ()
+_observers_lock = threading.Lock()
+
+
+def subscribe_sessions(observer: SessionObserver) -> Callable[[], None]:
+    """Call `observer(status)` when a session completes (metrics); returns the unsubscriber."""
+    global _session_observers
+    with _observers_lock:
+        _session_observers = (*_session_observers, observer)
+
+    def unsubscribe() -> None:
+        global _session_observers
+        with _observers_lock:
+            _session_observers = tuple(o for o in _session_observers if o is not observer)
+
+    return unsubscribe
+
+
+def _session_completed(status: str) -> None:
+    for observer in _session_observers:
+        try:
+            observer(status)
+        except Exception:  # observing never changes the sync
+            log.warning("sync session observer failed", exc_info=True)
 
 
 class SyncService:
@@ -49,7 +79,9 @@ class SyncService:
             max_workers=self._max_workers,
             lock_ttl_seconds=self._lock_ttl,
         )
-        return run_sync(req, deps, known_entities=known_entities)
+        completed = run_sync(req, deps, known_entities=known_entities)
+        _session_completed(str(completed["status"]))
+        return completed
 
     def close(self) -> None:
         with self._lock:
