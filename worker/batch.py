@@ -30,7 +30,7 @@ from schemas.inputs import (
     EntityUpserted,
     ObjectShared,
 )
-from worker import deadletter, outbox
+from worker import allowlist, deadletter, outbox, retry
 from worker.broker import OutMessage
 from worker.db import repository as repo
 from worker.db.engine import lock_state
@@ -133,6 +133,10 @@ class BatchProcessor:
         result = BatchResult()
         envelopes: list[Envelope] = []
         for delivery in deliveries:
+            refused = allowlist.check(delivery)
+            if refused is not None:
+                self._dead_letter(result, delivery, refused.reason, refused.message)
+                continue
             decoded = decode(delivery, self.max_body_bytes)
             if isinstance(decoded, Poison):
                 self._dead_letter(result, delivery, decoded.reason, decoded.message)
@@ -222,15 +226,29 @@ class BatchProcessor:
         return failure
 
     def _fail(self, result: BatchResult, delivery: Delivery, failure: _Failure) -> None:
-        if failure.permanent or delivery.attempts + 1 >= self.max_attempts:
-            self._dead_letter(result, delivery, failure.reason, failure.message)
+        policy = delivery.policy or retry.QueuePolicy(
+            max_attempts=self.max_attempts, delays=retry.QueuePolicy().delays
+        )
+        kind = retry.exception_type(failure.reason, failure.message, permanent=failure.permanent)
+        delay = policy.decide(delivery.attempts, permanent=failure.permanent)
+        if delay is None:
+            self._dead_letter(result, delivery, failure.reason, failure.message, kind)
             return
-        log.info("retrying", reason=failure.reason, attempts=delivery.attempts + 1)
-        result.publish.append(deadletter.retry(delivery, failure.reason, failure.message))
+        log.info("retrying", reason=failure.reason, attempts=delivery.attempts + 1, delay=delay)
+        result.publish.append(
+            deadletter.retry(delivery, failure.reason, failure.message, delay, kind)
+        )
         result.fates["retried"] += 1
         result.retries[(delivery.queue, failure.reason)] += 1
 
-    def _dead_letter(self, result: BatchResult, delivery: Delivery, reason: str, msg: str) -> None:
+    def _dead_letter(
+        self,
+        result: BatchResult,
+        delivery: Delivery,
+        reason: str,
+        msg: str,
+        exception_type: str | None = None,
+    ) -> None:
         log.warning(
             "dead-lettered",
             queue=delivery.queue,
@@ -238,6 +256,9 @@ class BatchProcessor:
             error=msg[:300],
             message_id=delivery.properties.get("message_id"),
         )
-        result.publish.append(deadletter.dead_letter(delivery, reason, msg))
+        kind = exception_type or (
+            "PublisherNotAllowed" if reason == allowlist.REASON else "InvalidMessage"
+        )
+        result.publish.append(deadletter.dead_letter(delivery, reason, msg, kind))
         result.fates["dead_lettered"] += 1
         result.dead_letters[(delivery.queue, reason)] += 1

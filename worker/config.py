@@ -9,11 +9,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from schemas.types import EntityId
+
+
+class QueueRetry(BaseModel):
+    """A per-queue override of the retry policy (either part may be left out)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_attempts: int | None = Field(None, ge=1, le=100)
+    delays: list[int] | None = Field(None, min_length=1)
+
+    @field_validator("delays")
+    @classmethod
+    def _positive(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and any(d < 1 or d > 86_400 for d in value):
+            raise ValueError("delays are whole seconds from 1 to 86400")
+        return value
 
 
 class Settings(BaseSettings):
@@ -28,7 +44,24 @@ class Settings(BaseSettings):
     batch_size: int = Field(500, ge=1, le=10_000)
     batch_linger_ms: int = Field(20, ge=0, le=10_000, description="Wait for a fuller batch.")
     max_body_bytes: int = Field(1_048_576, ge=1024)
-    max_attempts: int = Field(5, ge=1, le=100, description="Deliveries of a transient failure.")
+    max_attempts: int = Field(
+        5, ge=1, le=100, description="Failed deliveries of a transient failure before its DLQ."
+    )
+    retry_delays: str = Field(
+        "1,5,30,120",
+        pattern=r"^\s*\d+\s*(,\s*\d+\s*)*$",
+        description="Seconds before retry 1, 2, ...; the last repeats (comma separated).",
+    )
+    retry_per_queue: dict[str, QueueRetry] = Field(
+        default_factory=dict,
+        description='Per input queue (name without prefix), JSON: {"object-shared": '
+        '{"max_attempts": 8, "delays": [1, 10, 60]}}.',
+    )
+    allowed_publishers: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="AMQP user_ids allowed per input queue (name without prefix), JSON: "
+        '{"object-shared": ["billing-upstream"]}; a queue not named accepts anyone.',
+    )
     db_retry_max_seconds: float = Field(30.0, gt=0, description="Cap of the database backoff.")
     outbox_relay_age_seconds: float = Field(30.0, ge=0)
     heartbeat_seconds: int = Field(30, ge=0)
@@ -52,6 +85,17 @@ class Settings(BaseSettings):
                 self, "database_url", f"sqlite:///{(self.data_dir / 'state.db').resolve()}"
             )
         return self
+
+    def delays(self) -> tuple[int, ...]:
+        """ENTITY_SYNC_RETRY_DELAYS as whole seconds."""
+        return tuple(int(part) for part in self.retry_delays.split(","))
+
+    @field_validator("retry_delays")
+    @classmethod
+    def _delays_positive(cls, value: str) -> str:
+        if any(int(p) < 1 or int(p) > 86_400 for p in value.split(",")):
+            raise ValueError("delays are whole seconds from 1 to 86400")
+        return value
 
     @property
     def embedded_broker(self) -> bool:

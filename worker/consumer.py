@@ -11,7 +11,7 @@ import functools
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,8 @@ from kombu.messaging import Consumer
 from sqlalchemy.engine import Engine
 
 from handlers.errors import ConfigurationError
-from worker import outbox
+from worker import outbox, retry
+from worker.allowlist import allowed_for
 from worker.batch import BatchResult, Processor
 from worker.broker import ConfirmingPublisher, PublishFailed, connect
 from worker.config import Settings
@@ -81,6 +82,9 @@ class Worker:
         self._generation = 0
         self._last_relay = 0.0
         self._pending: _Pending | None = None
+        self._policies = {q: retry.policy_for(settings, q) for q in queues}
+        self._allowed = {q: allowed_for(settings, q) for q in queues}
+        self._delays = retry.delay_queues(settings)
 
     def stop(self, *_: Any) -> None:
         """Finish the batch in hand, then return from `run` (signal-handler safe)."""
@@ -97,7 +101,7 @@ class Worker:
                 conn.ensure_connection(max_retries=1)
                 self._generation += 1
                 try:
-                    declare(conn, self.names)
+                    declare(conn, self.names, self._delays)
                 except PreconditionFailed as exc:
                     raise ConfigurationError(
                         f"the broker holds a queue or exchange with other arguments: {exc}",
@@ -123,12 +127,52 @@ class Worker:
         return self.stats
 
     def _sleep(self, seconds: float, conn: Connection | None) -> None:
-        """Sleep in small steps: stay stoppable and keep heartbeats flowing."""
+        """Sleep in small steps: stay stoppable and keep heartbeats flowing both ways.
+
+        With a connection, the wait reads from it (heartbeats, confirms; deliveries join the
+        buffer for later), so a long database outage does not look like a dead broker.
+        """
         deadline = time.monotonic() + seconds
         while not self.should_stop and time.monotonic() < deadline:
-            if conn is not None:
-                conn.heartbeat_check()
-            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+            step = min(0.1, max(0.0, deadline - time.monotonic()))
+            if conn is None:
+                time.sleep(step)
+                continue
+            conn.heartbeat_check()
+            with contextlib.suppress(TimeoutError):
+                conn.drain_events(timeout=max(step, 0.01))
+
+    @contextlib.contextmanager
+    def _heartbeats_while_busy(self, conn: Connection) -> Iterator[None]:
+        """Send heartbeats from a helper thread while the loop thread is in the database.
+
+        py-amqp only sends heartbeats when asked; a batch that waits long for a lock would let
+        the broker close the connection. The loop thread does not touch the connection inside
+        this block, so the helper is its only user. Afterwards the client-side check restarts
+        its clock: the broker's heartbeats of that time are unread, not missing.
+        """
+        amqp_conn = getattr(conn, "connection", None)
+        interval = self.settings.heartbeat_seconds
+        if not interval or not is_rabbitmq(conn) or amqp_conn is None:
+            yield
+            return
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(max(interval / 3, 0.5)):
+                try:
+                    amqp_conn.send_heartbeat()
+                except Exception:  # noqa: BLE001 - the loop thread sees the dead connection
+                    return
+
+        helper = threading.Thread(target=beat, name="heartbeat", daemon=True)
+        helper.start()
+        try:
+            yield
+        finally:
+            done.set()
+            helper.join()
+            amqp_conn.prev_recv = None  # count from now, see the docstring
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -139,6 +183,13 @@ class Worker:
         # (size limit, UTF-8 check, dead letters carry the original body untouched).
         channel.auto_decode = False
         publisher = ConfirmingPublisher(conn)
+        mover = (
+            None
+            if is_rabbitmq(conn)
+            else retry.EmbeddedRetryMover(
+                conn, publisher, {q: self._delays.get(q, ()) for q in self.queues}
+            )
+        )
         buffer: list[Delivery] = []
         consumers = [
             Consumer(
@@ -183,6 +234,8 @@ class Worker:
                 elif not buffer:
                     self._settle(conn, channel, publisher)
                     self._relay(publisher)
+                    if mover is not None:
+                        mover.move_due()
                     if until_idle is not None and now - last_message >= until_idle:
                         return True
             self._settle(conn, channel, publisher)
@@ -191,6 +244,8 @@ class Worker:
             for consumer in consumers:
                 with contextlib.suppress(Exception):
                     consumer.cancel()
+            if mover is not None:
+                mover.close()
             publisher.close()
             # Deliveries still in `buffer` are not acked: the broker hands them out again.
         return True
@@ -218,6 +273,8 @@ class Worker:
                 delivery_tag=int(info.get("delivery_tag") or 0),
                 generation=self._generation,
                 raw=message,
+                policy=self._policies.get(queue),
+                allowed_publishers=self._allowed.get(queue),
             )
         )
 
@@ -262,7 +319,8 @@ class Worker:
         delay = 0.2
         while True:
             try:
-                return self.processor.process(batch)
+                with self._heartbeats_while_busy(conn):
+                    return self.processor.process(batch)
             except OUTAGE_ERRORS as exc:
                 if on_outage is not None:
                     on_outage()  # ack what is already safe before waiting
@@ -287,7 +345,9 @@ class Worker:
         if len(batch) == 1:
             message = str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__
             result = BatchResult()
-            result.publish.append(dead_letter(batch[0], "storage_rejected", message))
+            result.publish.append(
+                dead_letter(batch[0], "storage_rejected", message, type(exc).__name__)
+            )
             result.fates["dead_lettered"] += 1
             result.dead_letters[(batch[0].queue, "storage_rejected")] += 1
             return result

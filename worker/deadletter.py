@@ -1,10 +1,19 @@
-"""Dead letters and retries: the original body and properties, plus failure headers (§6)."""
+"""Dead letters and retries: the original body and properties, plus failure headers (§6).
+
+Headers on every dead letter and retry: `x-error-type` (the reason code), `x-error-message`
+(cut to 2,048 characters), `x-exception-type`, `x-error-at` (this failure, = `x-last-failure-at`),
+`x-first-failure-at`, `x-attempts` (failed deliveries so far), `x-original-queue`,
+`x-original-routing-key`, `x-error-host` and `x-error-pid` (the worker that failed it).
+Retries also carry `x-retry-delay` (seconds) and `x-retry-due` (epoch seconds).
+The body and the AMQP properties are kept as they were (`user_id` travels as a header).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
 import socket
+import time
 from typing import Any
 
 from worker.broker import OutMessage
@@ -16,6 +25,28 @@ MAX_ERROR_MESSAGE = 2048
 # user_id differs from the publishing connection's user, so it travels as a header instead.
 _KEPT_PROPERTIES = ("correlation_id", "reply_to", "expiration", "type", "app_id", "priority")
 _HOST = socket.gethostname()
+# Headers the worker and the broker add on failures; `dlq replay` removes them.
+FAILURE_HEADERS = (
+    "x-error-type",
+    "x-error-message",
+    "x-exception-type",
+    "x-error-at",
+    "x-first-failure-at",
+    "x-last-failure-at",
+    "x-attempts",
+    "x-error-host",
+    "x-error-pid",
+    "x-retry-delay",
+    "x-retry-due",
+    "x-death",
+    "x-first-death-exchange",
+    "x-first-death-queue",
+    "x-first-death-reason",
+    "x-last-death-exchange",
+    "x-last-death-queue",
+    "x-last-death-reason",
+    "x-delivery-count",
+)
 
 
 def _now() -> str:
@@ -41,15 +72,23 @@ def _republished(delivery: Delivery, headers: dict[str, Any], routing_key: str) 
     )
 
 
-def failure_headers(delivery: Delivery, reason: str, message: str, attempts: int) -> dict[str, Any]:
+def failure_headers(
+    delivery: Delivery,
+    reason: str,
+    message: str,
+    attempts: int,
+    exception_type: str | None = None,
+) -> dict[str, Any]:
     now = _now()
     headers = dict(delivery.headers)
     headers.update(
         {
             "x-error-type": reason,
             "x-error-message": message[:MAX_ERROR_MESSAGE],
+            "x-exception-type": exception_type or "",
             "x-error-at": now,
             "x-first-failure-at": delivery.headers.get("x-first-failure-at") or now,
+            "x-last-failure-at": now,
             "x-attempts": attempts,
             "x-original-queue": delivery.headers.get("x-original-queue") or delivery.queue,
             "x-original-routing-key": delivery.original_routing_key,
@@ -57,16 +96,28 @@ def failure_headers(delivery: Delivery, reason: str, message: str, attempts: int
             "x-error-pid": os.getpid(),
         }
     )
+    for stale in ("x-retry-delay", "x-retry-due"):
+        headers.pop(stale, None)
     return headers
 
 
-def dead_letter(delivery: Delivery, reason: str, message: str) -> OutMessage:
+def dead_letter(
+    delivery: Delivery, reason: str, message: str, exception_type: str | None = None
+) -> OutMessage:
     """The message for `<queue>.dlq`: can never succeed as it is."""
-    headers = failure_headers(delivery, reason, message, delivery.attempts + 1)
+    headers = failure_headers(delivery, reason, message, delivery.attempts + 1, exception_type)
     return _republished(delivery, headers, Names.dlq(delivery.queue))
 
 
-def retry(delivery: Delivery, reason: str, message: str) -> OutMessage:
-    """The same message back to its queue with one more attempt counted on it."""
-    headers = failure_headers(delivery, reason, message, delivery.attempts + 1)
-    return _republished(delivery, headers, delivery.queue)
+def retry(
+    delivery: Delivery,
+    reason: str,
+    message: str,
+    delay_seconds: int,
+    exception_type: str | None = None,
+) -> OutMessage:
+    """The message for the queue's delay queue: back in its queue after `delay_seconds`."""
+    headers = failure_headers(delivery, reason, message, delivery.attempts + 1, exception_type)
+    headers["x-retry-delay"] = delay_seconds
+    headers["x-retry-due"] = round(time.time() + delay_seconds, 3)
+    return _republished(delivery, headers, Names.retry_queue(delivery.queue, delay_seconds))

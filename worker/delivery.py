@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from worker.retry import QueuePolicy
 
 
 @dataclass(slots=True)
@@ -17,6 +20,10 @@ class Delivery:
     delivery_tag: int = 0
     generation: int = 0  # connection generation: never ack a tag from an older channel
     raw: Any = None  # the transport's message object, for transports that ack per message
+    # The queue's settings, attached by the consumer: retry policy (None: the processor's
+    # default) and the AMQP user_ids allowed to publish to it (None: anyone).
+    policy: QueuePolicy | None = None
+    allowed_publishers: frozenset[str] | None = None
 
     @property
     def original_routing_key(self) -> str:

@@ -4,12 +4,14 @@ On RabbitMQ, input queues are quorum queues whose broker-side dead-lettering (de
 the poison cap) goes to their `.dlq` at least once; the out exchange has an alternate exchange
 so an output nobody is bound for is kept in `<prefix>.unrouted`, never dropped. On the
 embedded broker, where bindings live in each process, `<prefix>.unrouted` receives every
-output. These arguments are fixed here: RabbitMQ refuses to redeclare a queue with other
-arguments.
+output. Each input queue also has delay queues `<queue>.retry.<N>s` for its retry schedule
+(worker/retry.py): new queues, so the input queues' arguments never change. These arguments
+are fixed here: RabbitMQ refuses to redeclare a queue with other arguments.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +61,11 @@ class Names:
     def dlq(queue: str) -> str:
         return f"{queue}.dlq"
 
+    @staticmethod
+    def retry_queue(queue: str, delay_seconds: int) -> str:
+        """The fixed-delay queue that returns a retry to `queue` after `delay_seconds`."""
+        return f"{queue}.retry.{delay_seconds}s"
+
 
 def is_rabbitmq(conn: Connection) -> bool:
     return bool(conn.transport.driver_type == "amqp")
@@ -75,6 +82,31 @@ def _queue_args(names: Names, queue: str, rabbit: bool) -> dict[str, Any]:
         "x-overflow": "reject-publish",
         "x-delivery-limit": DELIVERY_LIMIT,
     }
+
+
+def _retry_args(queue: str, delay_seconds: int, rabbit: bool) -> dict[str, Any]:
+    if not rabbit:
+        return {}
+    return {
+        "x-queue-type": "quorum",
+        "x-message-ttl": delay_seconds * 1000,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": queue,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
+def retry_queues(queue: str, delays: Iterable[int], rabbit: bool) -> list[Queue]:
+    """Delay queues of `queue`; on RabbitMQ their TTL dead-letters back into `queue`."""
+    return [
+        Queue(
+            Names.retry_queue(queue, d),
+            durable=True,
+            queue_arguments=_retry_args(queue, d, rabbit),
+        )
+        for d in sorted(set(delays))
+    ]
 
 
 def exchanges(names: Names, rabbit: bool) -> tuple[Exchange, Exchange]:
@@ -99,9 +131,17 @@ def input_queues(names: Names, rabbit: bool) -> list[Queue]:
     ]
 
 
-def declare(conn: Connection, names: Names) -> list[str]:
-    """Declare everything; returns the names declared. Safe to run any number of times."""
+def declare(
+    conn: Connection, names: Names, delays: Mapping[str, Iterable[int]] | None = None
+) -> list[str]:
+    """Declare everything; returns the names declared. Safe to run any number of times.
+
+    `delays`: input queue -> retry delays (seconds) to declare delay queues for; by default
+    those of the ENTITY_SYNC_* settings (worker/retry.py).
+    """
     rabbit = is_rabbitmq(conn)
+    if delays is None:
+        delays = _configured_delays(names)
     quorum = {"x-queue-type": "quorum"} if rabbit else {}
     declared: list[str] = []
     with conn.channel() as channel:
@@ -126,4 +166,20 @@ def declare(conn: Connection, names: Names) -> list[str]:
             dlq(channel).declare()
             queue(channel).declare()
             declared += [f"queue {queue.name} <- {queue.routing_key}", f"queue {dlq.name}"]
+            for delayed in retry_queues(queue.name, delays.get(queue.name, ()), rabbit):
+                delayed(channel).declare()
+                declared.append(f"queue {delayed.name} -> {queue.name} (retry delay)")
     return declared
+
+
+def _configured_delays(names: Names) -> dict[str, tuple[int, ...]]:
+    from pydantic import ValidationError
+
+    from worker.config import Settings
+    from worker.retry import delay_queues
+
+    try:
+        settings = Settings(prefix=names.prefix)
+    except ValidationError:
+        settings = Settings.model_construct(prefix=names.prefix)  # the defaults
+    return delay_queues(settings)

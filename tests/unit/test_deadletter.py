@@ -1,0 +1,69 @@
+"""Dead-letter and retry messages: failure headers added, body and properties untouched."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from worker import deadletter
+from worker.delivery import Delivery
+
+
+def _delivery(**headers: object) -> Delivery:
+    return Delivery(
+        queue="p.object-shared",
+        routing_key="object.shared.product",
+        exchange="p.in",
+        body=b'{"event_id": "e-1"}',
+        headers={"trace": "t-1", **headers},
+        properties={
+            "message_id": "e-1",
+            "content_type": "application/json",
+            "content_encoding": "utf-8",
+            "timestamp": 1_700_000_000,
+            "user_id": "upstream",
+            "correlation_id": "c-1",
+            "app_id": "billing",
+        },
+    )
+
+
+def test_dead_letter_carries_every_failure_header_and_the_original_message() -> None:
+    out = deadletter.dead_letter(_delivery(), "schema_invalid", "x" * 5000, "InvalidMessage")
+    h = out.headers
+    assert (out.exchange, out.routing_key) == ("", "p.object-shared.dlq")
+    assert out.body == b'{"event_id": "e-1"}'
+    assert out.message_id == "e-1"
+    assert out.extra == {"correlation_id": "c-1", "app_id": "billing", "timestamp": 1_700_000_000}
+    assert h["trace"] == "t-1"  # the publisher's own headers stay
+    assert h["x-error-type"] == "schema_invalid"
+    assert h["x-error-message"] == "x" * 2048
+    assert h["x-exception-type"] == "InvalidMessage"
+    assert h["x-attempts"] == 1
+    assert h["x-original-queue"] == "p.object-shared"
+    assert h["x-original-routing-key"] == "object.shared.product"
+    assert h["x-first-failure-at"] == h["x-last-failure-at"] == h["x-error-at"]
+    assert h["x-error-host"] == socket.gethostname()
+    assert h["x-error-pid"] == os.getpid()
+    assert h["x-original-user-id"] == "upstream"
+
+
+def test_retry_goes_to_the_delay_queue_and_keeps_the_first_failure_time() -> None:
+    first = "2026-01-01T00:00:00.000Z"
+    delivery = _delivery(**{"x-attempts": 2, "x-first-failure-at": first})
+    before = time.time()
+    out = deadletter.retry(delivery, "unknown_entity", "later", 30, "RetryLater")
+    assert out.routing_key == "p.object-shared.retry.30s"
+    assert out.headers["x-attempts"] == 3
+    assert out.headers["x-first-failure-at"] == first
+    assert out.headers["x-last-failure-at"] != first
+    assert out.headers["x-retry-delay"] == 30
+    assert before + 29.99 <= out.headers["x-retry-due"] <= time.time() + 30.01
+    # A retry that comes back through the default exchange keeps its original routing key.
+    back = _delivery(**out.headers)
+    back.exchange, back.routing_key = "", "p.object-shared"
+    assert back.original_routing_key == "object.shared.product"
+    final = deadletter.dead_letter(back, "unknown_entity", "gave up")
+    assert "x-retry-due" not in final.headers
+    assert final.headers["x-attempts"] == 4
