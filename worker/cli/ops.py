@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 
 import click
 import structlog
 
+from handlers.errors import ConfigurationError
 from worker.broker import connect
 from worker.cli.common import app_context
 from worker.cli.main import cli
+from worker.health import HealthServer, Readiness
+from worker.metrics import Metrics
 from worker.topology import declare
 
 
@@ -22,15 +26,36 @@ from worker.topology import declare
     help="Stop after this long without a message (for scripts and demos).",
 )
 def run(until_idle: float | None) -> None:
-    """Upgrade the database, declare the topology and consume until SIGTERM/SIGINT."""
-    with app_context() as app:
-        before, after = app.upgrade_database()
+    """Upgrade the database, declare the topology and consume until SIGTERM/SIGINT.
+
+    With ENTITY_SYNC_METRICS_PORT set, serves /metrics, /healthz and /readyz on that port.
+    """
+    with app_context() as app, contextlib.ExitStack() as stack:
         log = structlog.get_logger("entity_sync")
+        metrics: Metrics | None = None
+        if app.settings.metrics_port:
+            # Up before the migrations: alive (/healthz) at once, ready (/readyz) once consuming.
+            readiness = Readiness.of(app)
+            metrics = stack.enter_context(
+                Metrics(engine=app.engine, settings=app.settings, readiness=readiness.ready)
+            )
+            try:
+                server = HealthServer(
+                    metrics.registry, readiness.checks, port=app.settings.metrics_port
+                )
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"ENTITY_SYNC_METRICS_PORT={app.settings.metrics_port}: cannot listen: "
+                    f"{exc.strerror or exc}",
+                    reason="listen_failed",
+                ) from None
+            stack.enter_context(server)
+        before, after = app.upgrade_database()
         if before != after:
             log.info("database upgraded", before=before, after=after)
         signal.signal(signal.SIGTERM, app.stop)
         signal.signal(signal.SIGINT, app.stop)
-        for stats in app.run(until_idle=until_idle):
+        for stats in app.run(until_idle=until_idle, observer=metrics):
             log.info(
                 "stopped", batches=stats.batches, published=stats.published, **dict(stats.fates)
             )
