@@ -2,5 +2,6 @@
 
 from __future__ import annotations
 
+import worker.cli.dlq
 import worker.cli.sandbox  # noqa: F401
-from worker.cli import demo, inspect, ops, publish  # noqa: F401
+from worker.cli import demo, inspect, ops, publish, status  # noqa: F401
