@@ -14,7 +14,7 @@ import contextlib
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 from handlers.soap import timing
 from handlers.sync import service as sync_service
 from worker import outbox
+from worker.retry import delay_queues
 from worker.topology import Names
 
 if TYPE_CHECKING:
@@ -56,17 +57,21 @@ FATES = ("applied", "duplicate", "retried", "dead_lettered")
 @dataclass(frozen=True, slots=True)
 class QueueStat:
     queue: str
-    kind: str  # input | dlq | unrouted
+    kind: str  # input | dlq | retry | unrouted
     messages: int | None  # None: the queue does not exist
     consumers: int | None
 
 
-def watched_queues(names: Names) -> list[tuple[str, str]]:
-    """(queue, kind) of every queue of the topology, inputs first."""
+def watched_queues(
+    names: Names, delays: Mapping[str, Iterable[int]] | None = None
+) -> list[tuple[str, str]]:
+    """(queue, kind) of every queue of the topology: input, dlq, retry (delay), unrouted."""
     inputs = list(names.bindings())
+    delays = delays or {}
     return [
         *[(q, "input") for q in inputs],
         *[(Names.dlq(q), "dlq") for q in inputs],
+        *[(Names.retry_queue(q, d), "retry") for q in inputs for d in sorted(delays.get(q, ()))],
         (names.unrouted, "unrouted"),
     ]
 
@@ -81,7 +86,9 @@ def queue_stats(settings: Settings, names: Names) -> list[QueueStat]:
         conn.ensure_connection(max_retries=1)
         channel = conn.channel()
         stats: list[QueueStat] = []
-        for queue, kind in watched_queues(names):
+        # Delay queues exist on RabbitMQ only (the embedded broker moves due retries itself).
+        delays = {} if settings.embedded_broker else delay_queues(settings)
+        for queue, kind in watched_queues(names, delays):
             try:
                 ok = channel.queue_declare(queue=queue, passive=True)
             except conn.channel_errors:
