@@ -38,7 +38,7 @@ class _RecordingChannel(AbstractContextManager["_RecordingChannel"]):
     def exchange_declare(
         self,
         exchange: str,
-        type: str,  # noqa: A002 - the AMQP argument name
+        type: str,  # the AMQP argument name
         passive: bool = False,
         durable: bool = False,
         auto_delete: bool = True,

@@ -72,11 +72,14 @@ def status(as_json: bool, sessions: int) -> None:
 def _database_part(engine: Engine, limit: int) -> dict[str, Any]:
     part: dict[str, Any] = {}
     try:
-        part["outbox_backlog"] = outbox.backlog(engine)
         part["schema"] = {
             "current": migrate.current_revision(engine),
             "head": migrate.head_revision(),
         }
+        if part["schema"]["current"] is None:
+            part["database_error"] = "no schema yet: `entity-sync db upgrade` (or run) creates it"
+            return part
+        part["outbox_backlog"] = outbox.backlog(engine)
     except sa.exc.SQLAlchemyError as exc:
         part["database_error"] = _one_line(exc)
         return part
