@@ -33,7 +33,7 @@ class _RecordingChannel(AbstractContextManager["_RecordingChannel"]):
         return None
 
     def prepare_queue_arguments(self, arguments: dict[str, Any], **kwargs: Any) -> Any:
-        return PyamqpChannel.prepare_queue_arguments(self, arguments, **kwargs)
+        return PyamqpChannel.prepare_queue_arguments(self, arguments, **kwargs)  # type: ignore[arg-type]
 
     def exchange_declare(
         self,

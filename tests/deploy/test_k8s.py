@@ -30,6 +30,7 @@ def deployment(manifests: dict[tuple[str, str], dict[str, Any]]) -> dict[str, An
 
 def _container(deployment: dict[str, Any]) -> dict[str, Any]:
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert isinstance(container, dict)
     return container
 
 

@@ -170,12 +170,21 @@ def test_sync_sessions_and_soap_latency_reach_the_registry() -> None:
     from worker.metrics import Metrics
 
     billing, crm = start_billing_sandbox(), start_crm_sandbox()
-    fast = {"backoff_seconds": 0.001, "backoff_max_seconds": 0.01}
     service = SyncService(
         BillingSettings(
-            endpoint=billing.url, username="sandbox", password=SecretStr("sandbox"), **fast
+            endpoint=billing.url,
+            username="sandbox",
+            password=SecretStr("sandbox"),
+            backoff_seconds=0.001,
+            backoff_max_seconds=0.01,
         ),
-        CrmSettings(endpoint=crm.url, username="sandbox", password=SecretStr("sandbox"), **fast),
+        CrmSettings(
+            endpoint=crm.url,
+            username="sandbox",
+            password=SecretStr("sandbox"),
+            backoff_seconds=0.001,
+            backoff_max_seconds=0.01,
+        ),
         locks=InMemorySyncLocks(),
         store=InMemorySyncStore(),
     )
