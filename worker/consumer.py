@@ -20,6 +20,7 @@ import structlog
 from amqp.exceptions import PreconditionFailed
 from kombu.connection import Connection
 from kombu.entity import Queue
+from kombu.exceptions import OperationalError as KombuOperationalError
 from kombu.messaging import Consumer
 from sqlalchemy.engine import Engine
 
@@ -27,12 +28,12 @@ from handlers.errors import ConfigurationError
 from worker import outbox, retry
 from worker.allowlist import allowed_for
 from worker.batch import BatchResult, Processor
-from worker.broker import ConfirmingPublisher, PublishFailed, connect
+from worker.broker import ConfirmingPublisher, OutMessage, PublishFailed, connect
 from worker.config import Settings
 from worker.deadletter import dead_letter
 from worker.delivery import Delivery
 from worker.observe import NullObserver, Observer
-from worker.topology import Names, declare, is_rabbitmq
+from worker.topology import Names, declare, is_rabbitmq, retry_queues
 
 log = structlog.get_logger("entity_sync.worker")
 
@@ -101,7 +102,8 @@ class Worker:
                 conn.ensure_connection(max_retries=1)
                 self._generation += 1
                 try:
-                    declare(conn, self.names, self._delays)
+                    # Delay queues are declared when first needed (`_declare_retry_queues`).
+                    declare(conn, self.names, {})
                 except PreconditionFailed as exc:
                     raise ConfigurationError(
                         f"the broker holds a queue or exchange with other arguments: {exc}",
@@ -110,7 +112,12 @@ class Worker:
                 delay = 0.5
                 if self._consume(conn, until_idle):
                     break
-            except (*conn.connection_errors, *conn.channel_errors, PublishFailed) as exc:
+            except (
+                *conn.connection_errors,
+                *conn.channel_errors,
+                KombuOperationalError,  # ensure_connection's wrapper of "connection refused"
+                PublishFailed,
+            ) as exc:
                 self.stats.reconnects += 1
                 self.observer.connection_changed(False)
                 log.warning(
@@ -214,6 +221,7 @@ class Worker:
         first_at = 0.0
         last_message = time.monotonic()
         self._pending = None  # a pending batch of an old connection is never acked
+        self._retry_declared: set[str] = set()
         try:
             while not self.should_stop:
                 conn.heartbeat_check()
@@ -289,8 +297,30 @@ class Worker:
         if result is None:  # stopping while the database was down: nothing acked
             return
         self._settle(conn, channel, publisher)
+        self._declare_retry_queues(conn, channel, result.publish)
         publisher.publish_many(result.publish, wait=False)
         self._pending = _Pending(batch, result, started)
+
+    def _declare_retry_queues(
+        self, conn: Connection, channel: Any, messages: list[OutMessage]
+    ) -> None:
+        """Declare the delay queues these retries go to, once per connection.
+
+        Declared on first use rather than at start-up, so a deployment (or a test) that never
+        retries has no delay queues. Publishing to an undeclared queue through the default
+        exchange would drop the message, so this runs before every publish of a batch.
+        """
+        wanted = {
+            m.routing_key for m in messages if m.exchange == "" and ".retry." in m.routing_key
+        } - self._retry_declared
+        if not wanted:
+            return
+        rabbit = is_rabbitmq(conn)
+        for source, delays in self._delays.items():
+            for queue in retry_queues(source, delays, rabbit):
+                if queue.name in wanted:
+                    queue(channel).declare()
+                    self._retry_declared.add(queue.name)
 
     def _settle(self, conn: Connection, channel: Any, publisher: ConfirmingPublisher) -> None:
         """Wait for the pending batch's confirms, then ack it and clear its outbox rows."""

@@ -1,0 +1,455 @@
+"""Chaos: the real `entity-sync run` killed, its broker restarted, its database stopped.
+
+Every scenario publishes object-shared events to three connected targets with poison messages
+mixed in, disturbs the run, waits (by condition, with a deadline) until the work is done, and
+then checks against an independent model of the events: every target holds the final version
+of every product with the final source-controlled values, every final update was published
+(duplicates only with the same event id), every poison message is in its DLQ with its reason
+and nothing else is. Each prints: events, kills, duplicates, lost (must be 0).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pika
+import pytest
+import sqlalchemy as sa
+
+from tests.chaos.conftest import PrivatePostgres, PrivateRabbit
+from tests.support.amqp import pika_params
+
+pytestmark = pytest.mark.chaos
+
+TARGETS = ("t-a", "t-b", "t-c")
+T = "2026-11-20T09:00:00Z"
+ENTITY_SYNC = str(Path(sys.executable).with_name("entity-sync"))
+
+
+def _eid() -> str:
+    return str(uuid.uuid4())
+
+
+def _admin() -> list[tuple[str, dict[str, Any]]]:
+    def entity(entity_id: str) -> tuple[str, dict[str, Any]]:
+        return (
+            "entity.upserted",
+            {
+                "event_id": _eid(),
+                "occurred_at": T,
+                "entity_id": entity_id,
+                "name": entity_id,
+                "display_name": entity_id,
+                "parent_id": None if entity_id == "global" else "global",
+                "is_global": entity_id == "global",
+                "earliest_activity_date": "2027-01-01",
+                "has_own_accounting_periods": False,
+                "active_currencies": ["USD"],
+            },
+        )
+
+    events = [entity("global"), *[entity(t) for t in TARGETS]]
+    for target in TARGETS:
+        for action in ("request", "accept"):
+            events.append(
+                (
+                    "entity.connection",
+                    {
+                        "event_id": _eid(),
+                        "occurred_at": T,
+                        "connection_id": f"c-{target}",
+                        "source_entity": "global",
+                        "target_entity": target,
+                        "action": action,
+                    },
+                )
+            )
+    return events
+
+
+def _product(object_id: str, version: int, sku: str, **kw: Any) -> dict[str, Any]:
+    return {
+        "event_id": _eid(),
+        "occurred_at": T,
+        "source_entity": kw.get("source", "global"),
+        "object_type": "product",
+        "object_id": object_id,
+        "parent_id": None,
+        "version": version,
+        "action": "upsert",
+        "data": {"name": f"name of {object_id}", "sku": sku},
+    }
+
+
+@dataclass
+class Plan:
+    """Published messages and what an independent model says must come out of them."""
+
+    messages: list[tuple[str, bytes, str]] = field(default_factory=list)  # rk, body, id
+    final: dict[str, tuple[int, str]] = field(default_factory=dict)  # product -> version, sku
+    valid_ids: set[str] = field(default_factory=set)
+    poison: dict[str, str] = field(default_factory=dict)  # message id -> x-error-type
+
+
+def plan(events: int, seed: int) -> Plan:
+    """`events` object-shared events: creates, later version-2 changes, poison mixed in.
+
+    The model (rules 3 and 6, DESIGN.md §4): a target copy ends at the highest version of its
+    product; `sku` is source-controlled by default and `name` never changes, so the copy's data
+    is the final version's whatever order versions arrive in.
+    """
+    rng = random.Random(seed)
+    out = Plan()
+    updates = events // 5
+    creates = events - updates
+    pending: list[str] = []
+    for i in range(creates):
+        pid = f"p-{seed}-{i}"
+        body = _product(pid, 1, f"{pid}-v1")
+        out.messages.append(("object.shared.product", orjson.dumps(body), body["event_id"]))
+        out.final[pid] = (1, f"{pid}-v1")
+        pending.append(pid)
+        if i % 4 == 3 and len(out.messages) < events:
+            target = pending.pop(rng.randrange(len(pending)))
+            body = _product(target, 2, f"{target}-v2")
+            out.messages.append(("object.shared.product", orjson.dumps(body), body["event_id"]))
+            out.final[target] = (2, f"{target}-v2")
+    out.valid_ids = {m[2] for m in out.messages}
+    # Poison, mixed in at random places: undecodable, schema-invalid, rejected by rule 1.
+    for n in range(max(3, events // 400)):
+        kind = n % 3
+        if kind == 0:
+            msg = ("object.shared.product", b'{"event_id": broken', f"poison-{seed}-{n}", "")
+            reason = "invalid_json"
+        elif kind == 1:
+            body = _product(f"bad-{n}", 1, "s") | {"version": "one"}
+            msg = ("object.shared.product", orjson.dumps(body), body["event_id"], "")
+            reason = "schema_invalid"
+        else:
+            body = _product(f"foreign-{n}", 1, "s", source="t-a")
+            msg = ("object.shared.product", orjson.dumps(body), body["event_id"], "")
+            reason = "not_global_source"
+        out.messages.insert(rng.randrange(len(out.messages)), msg[:3])
+        out.poison[msg[2]] = reason
+    return out
+
+
+class Publisher:
+    """An upstream system: pika, publisher confirms, persistent messages."""
+
+    def __init__(self, url: str, exchange: str) -> None:
+        self.conn = pika.BlockingConnection(pika_params(url))
+        self.channel = self.conn.channel()
+        self.channel.confirm_delivery()
+        self.exchange = exchange
+
+    def publish(self, routing_key: str, body: bytes, message_id: str) -> None:
+        self.channel.basic_publish(
+            self.exchange,
+            routing_key,
+            body,
+            pika.BasicProperties(
+                content_type="application/json", delivery_mode=2, message_id=message_id
+            ),
+            mandatory=True,
+        )
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class WorkerProcess:
+    """`entity-sync run` as a subprocess, restartable after kill -9."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = env
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [ENTITY_SYNC, "run"], env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+    on_timeout: Callable[[], None] | None = None,
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    if on_timeout is not None:
+        on_timeout()
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass
+class Run:
+    name: str
+    rabbit: PrivateRabbit
+    database_url: str
+    prefix: str
+    worker: WorkerProcess
+    engine: sa.Engine
+    plan: Plan | None = None
+
+    def count(self, table: str) -> int | None:
+        try:
+            with self.engine.connect() as conn:
+                return int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
+        except sa.exc.SQLAlchemyError:
+            return None  # the database is down or not migrated yet
+
+    def depth(self, queue: str) -> int | None:
+        try:
+            with pika.BlockingConnection(pika_params(self.rabbit.url)) as conn:
+                ok = conn.channel().queue_declare(queue, passive=True)
+                return int(ok.method.message_count)
+        except Exception:  # noqa: BLE001 - broker restarting or queue not declared yet
+            return None
+
+    def processed(self) -> int:
+        return self.count("processed_events") or 0
+
+    def publish(self, messages: list[tuple[str, bytes, str]], per_second: float = 0) -> None:
+        pub = Publisher(self.rabbit.url, f"{self.prefix}.in")
+        try:
+            for i, (rk, body, mid) in enumerate(messages):
+                pub.publish(rk, body, mid)
+                if per_second and i % 100 == 99:
+                    time.sleep(100 / per_second)  # pacing the upstream, not synchronisation
+        finally:
+            pub.close()
+
+
+@contextmanager
+def chaos_run(
+    name: str, rabbit: PrivateRabbit, pg: PrivatePostgres, tmp_path: Path
+) -> Iterator[Run]:
+    prefix = f"chaos-{name}-{uuid.uuid4().hex[:6]}"
+    database_url = pg.new_database()
+    env = dict(os.environ)
+    for key in list(env):
+        if key.startswith("ENTITY_SYNC_"):
+            del env[key]
+    env.update(
+        {
+            "ENTITY_SYNC_BROKER_URL": rabbit.url,
+            "ENTITY_SYNC_DATABASE_URL": database_url,
+            "ENTITY_SYNC_PREFIX": prefix,
+            "ENTITY_SYNC_DATA_DIR": str(tmp_path / "data"),
+            "ENTITY_SYNC_LOG_LEVEL": "warning",
+            "ENTITY_SYNC_LOG_FORMAT": "json",
+            "ENTITY_SYNC_HEARTBEAT_SECONDS": "10",
+            "ENTITY_SYNC_OUTBOX_RELAY_AGE_SECONDS": "1",
+            "ENTITY_SYNC_DB_RETRY_MAX_SECONDS": "2",
+            "ENTITY_SYNC_RETRY_DELAYS": "1",
+        }
+    )
+    worker = WorkerProcess(env, tmp_path / f"{name}-worker.log")
+    engine = sa.create_engine(database_url, pool_pre_ping=True, poolclass=sa.pool.NullPool)
+    run = Run(name, rabbit, database_url, prefix, worker, engine)
+    worker.start()
+    try:
+        wait_until(
+            lambda: run.depth(f"{prefix}.entity-admin") is not None,
+            60,
+            "the worker's topology",
+            lambda: print(worker.log.read_text()[-3000:]),  # noqa: T201
+        )
+        with pika.BlockingConnection(pika_params(rabbit.url)) as conn:
+            ch = conn.channel()
+            quorum = {"x-queue-type": "quorum"}
+            ch.queue_declare(f"{prefix}.test-out", durable=True, arguments=quorum)
+            ch.queue_bind(f"{prefix}.test-out", f"{prefix}.out", "#")
+            # The worker binds it too; the same binding again makes sure it exists already.
+            ch.queue_bind(f"{prefix}.entity-admin", f"{prefix}.in", "entity.*")
+        admin = _admin()
+        run.publish([(rk, orjson.dumps(b), b["event_id"]) for rk, b in admin])
+        wait_until(lambda: run.processed() == len(admin), 60, "the admin events applied")
+        yield run
+    finally:
+        if worker.proc is not None and worker.proc.poll() is None:
+            worker.kill9()
+        engine.dispose()
+
+
+def _drain(url: str, queue: str) -> list[tuple[dict[str, Any], str | None, bytes]]:
+    out: list[tuple[dict[str, Any], str | None, bytes]] = []
+    with pika.BlockingConnection(pika_params(url)) as conn:
+        ch = conn.channel()
+        ch.basic_qos(prefetch_count=2000)
+        for method, props, body in ch.consume(queue, auto_ack=True, inactivity_timeout=2):
+            if method is None:
+                break
+            out.append((dict(props.headers or {}), props.message_id, body))
+        ch.cancel()
+    return out
+
+
+def finish_and_check(
+    run: Run, kills: int, capsys: pytest.CaptureFixture[str], timeout: float = 240
+) -> None:
+    """Wait for the work to be done, stop the worker, compare with the model, print the line."""
+    plan = run.plan
+    assert plan is not None
+    prefix = run.prefix
+
+    def done() -> bool:
+        return (
+            run.processed() == len(_admin()) + len(plan.valid_ids)
+            and run.count("outbox") == 0
+            and run.depth(f"{prefix}.object-shared.dlq") == len(plan.poison)
+            and run.depth(f"{prefix}.object-shared") == 0
+        )
+
+    wait_until(
+        done,
+        timeout,
+        f"{run.name}: all events handled",
+        lambda: print(  # noqa: T201
+            "processed",
+            run.processed(),
+            "of",
+            len(_admin()) + len(plan.valid_ids),
+            "outbox",
+            run.count("outbox"),
+            "dlq",
+            run.depth(f"{prefix}.object-shared.dlq"),
+            run.worker.log.read_text()[-3000:],
+        ),
+    )
+    assert run.worker.stop() == 0, "SIGTERM ends the worker cleanly"
+
+    outputs = _drain(run.rabbit.url, f"{prefix}.test-out")
+    ids = Counter(mid for _, mid, _ in outputs)
+    duplicates = sum(n - 1 for n in ids.values())
+    by_key: dict[tuple[str, str, int], set[str | None]] = defaultdict(set)
+    for _, mid, body in outputs:
+        data = orjson.loads(body)
+        by_key[(data["target_entity"], data["source_object_id"], data["version"])].add(mid)
+    assert all(len(v) == 1 for v in by_key.values()), "a repeated update has the same event id"
+
+    lost = 0
+    with run.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT target_entity, source_object_id, version, data FROM target_copies")
+        ).all()
+    held = {(r[0], r[1]): (r[2], r[3]) for r in rows}
+    for pid, (version, sku) in plan.final.items():
+        for target in TARGETS:
+            if (target, pid, version) not in by_key:
+                lost += 1  # the final update never reached the target's consumers
+            copy = held.get((target, pid))
+            expected = {"sku": sku, "name": f"name of {pid}"}
+            if copy is None or copy[0] != version or not expected.items() <= copy[1].items():
+                lost += 1
+    assert len(held) == len(plan.final) * len(TARGETS), "no copies beyond the model"
+
+    dead = _drain(run.rabbit.url, f"{prefix}.object-shared.dlq")
+    got = {mid: h.get("x-error-type") for h, mid, _ in dead}
+    missing_poison = len(set(plan.poison) - set(got))
+    lost += missing_poison
+    events = len(plan.valid_ids) + len(plan.poison)
+    with capsys.disabled():
+        print(  # noqa: T201 - the summary line CI logs show
+            f"\nchaos {run.name}: events={events} kills={kills} duplicates={duplicates} "
+            f"lost={lost}",
+            flush=True,
+        )
+    assert got == plan.poison, "exactly the poison messages are dead-lettered, each with its reason"
+    for queue in ("entity-admin.dlq", "unrouted"):
+        assert _drain(run.rabbit.url, f"{prefix}.{queue}") == []
+    assert lost == 0
+
+
+def test_kill_minus_9_at_random_moments(
+    private_rabbit: PrivateRabbit,
+    private_pg: PrivatePostgres,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rng = random.Random(os.environ.get("CHAOS_SEED", "4"))
+    with chaos_run("kill9", private_rabbit, private_pg, tmp_path) as run:
+        run.plan = plan(10_000, seed=rng.randrange(10**6))
+        publisher = threading.Thread(
+            target=run.publish, args=(run.plan.messages, 500.0), daemon=True
+        )
+        publisher.start()
+        total = len(_admin()) + len(run.plan.valid_ids)
+        kills = 0
+        while run.processed() < total and kills < 8:
+            time.sleep(rng.uniform(1.5, 3.5))  # pacing chaos, not synchronisation
+            if run.processed() >= total:
+                break
+            run.worker.kill9()
+            kills += 1
+            run.worker.start()
+        publisher.join(timeout=120)
+        assert not publisher.is_alive()
+        assert kills >= 5, f"only {kills} kills happened before the work was done"
+        finish_and_check(run, kills, capsys)
+
+
+def test_rabbitmq_restart_in_the_middle(
+    private_rabbit: PrivateRabbit,
+    private_pg: PrivatePostgres,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with chaos_run("rabbit-restart", private_rabbit, private_pg, tmp_path) as run:
+        run.plan = plan(4_000, seed=11)
+        run.publish(run.plan.messages)
+        total = len(_admin()) + len(run.plan.valid_ids)
+        wait_until(lambda: run.processed() > total // 5, 120, "a fifth processed")
+        assert run.processed() < total, "the restart happens in the middle of the run"
+        private_rabbit.restart()
+        finish_and_check(run, 0, capsys)
+
+
+def test_postgresql_stopped_for_10_seconds(
+    private_rabbit: PrivateRabbit,
+    private_pg: PrivatePostgres,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with chaos_run("pg-outage", private_rabbit, private_pg, tmp_path) as run:
+        run.plan = plan(4_000, seed=12)
+        run.publish(run.plan.messages)
+        total = len(_admin()) + len(run.plan.valid_ids)
+        wait_until(lambda: run.processed() > total // 5, 120, "a fifth processed")
+        assert run.processed() < total, "the outage happens in the middle of the run"
+        private_pg.stop()
+        time.sleep(10)  # the outage itself
+        private_pg.start()
+        finish_and_check(run, 0, capsys)
