@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -50,14 +50,24 @@ def pg_database() -> Iterator[str]:
 
 
 @pytest.fixture
-def database_url(pg_database: str) -> str:
-    """A fresh schema in the run's database, selected through the search_path."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(pg_database)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    engine.dispose()
-    return services.with_search_path(pg_database, schema)
+def new_database_url(pg_database: str) -> Callable[[], str]:
+    """Makes a fresh schema in the run's database per call, selected through the search_path."""
+
+    def make() -> str:
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        engine = sa.create_engine(pg_database)
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        engine.dispose()
+        return services.with_search_path(pg_database, schema)
+
+    return make
+
+
+@pytest.fixture
+def database_url(new_database_url: Callable[[], str]) -> str:
+    """A fresh schema for this test."""
+    return new_database_url()
 
 
 @pytest.fixture

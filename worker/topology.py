@@ -74,7 +74,7 @@ def is_rabbitmq(conn: Connection) -> bool:
 def _queue_args(names: Names, queue: str, rabbit: bool) -> dict[str, Any]:
     if not rabbit:
         return {}
-    return {
+    args: dict[str, Any] = {
         "x-queue-type": "quorum",
         "x-dead-letter-exchange": "",
         "x-dead-letter-routing-key": names.dlq(queue),
@@ -82,6 +82,11 @@ def _queue_args(names: Names, queue: str, rabbit: bool) -> dict[str, Any]:
         "x-overflow": "reject-publish",
         "x-delivery-limit": DELIVERY_LIMIT,
     }
+    if queue == names.entity_admin:
+        # Admin events depend on their order (request before accept); competing consumers would
+        # reorder them. One worker consumes this queue at a time; the others stand by.
+        args["x-single-active-consumer"] = True
+    return args
 
 
 def _retry_args(queue: str, delay_seconds: int, rabbit: bool) -> dict[str, Any]:

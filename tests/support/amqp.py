@@ -139,10 +139,17 @@ def collect(url: str, queue: str, count: int, timeout: float = 60.0) -> list[Rec
     return got
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+def wait_for(
+    condition: Callable[[], bool],
+    timeout: float = 30.0,
+    what: str = "condition",
+    status: Callable[[], object] | None = None,
+) -> None:
+    """Poll `condition` until true; on timeout, fail naming `what` and the last `status()`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    seen = f" (last status: {status()})" if status is not None else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{seen}")
