@@ -131,17 +131,9 @@ class BatchProcessor:
 
     def process(self, deliveries: list[Delivery]) -> BatchResult:
         result = BatchResult()
-        envelopes: list[Envelope] = []
-        for delivery in deliveries:
-            refused = allowlist.check(delivery)
-            if refused is not None:
-                self._dead_letter(result, delivery, refused.reason, refused.message)
-                continue
-            decoded = decode(delivery, self.max_body_bytes)
-            if isinstance(decoded, Poison):
-                self._dead_letter(result, delivery, decoded.reason, decoded.message)
-            else:
-                envelopes.append(decoded)
+        envelopes = [
+            env for d in deliveries if (env := admit(d, self.max_body_bytes, result)) is not None
+        ]
         if envelopes:
             failed: dict[int, _Failure] = {}
             while True:
@@ -232,7 +224,7 @@ class BatchProcessor:
         kind = retry.exception_type(failure.reason, failure.message, permanent=failure.permanent)
         delay = policy.decide(delivery.attempts, permanent=failure.permanent)
         if delay is None:
-            self._dead_letter(result, delivery, failure.reason, failure.message, kind)
+            dead_letter_into(result, delivery, failure.reason, failure.message, kind)
             return
         log.info("retrying", reason=failure.reason, attempts=delivery.attempts + 1, delay=delay)
         result.publish.append(
@@ -241,24 +233,38 @@ class BatchProcessor:
         result.fates["retried"] += 1
         result.retries[(delivery.queue, failure.reason)] += 1
 
-    def _dead_letter(
-        self,
-        result: BatchResult,
-        delivery: Delivery,
-        reason: str,
-        msg: str,
-        exception_type: str | None = None,
-    ) -> None:
-        log.warning(
-            "dead-lettered",
-            queue=delivery.queue,
-            reason=reason,
-            error=msg[:300],
-            message_id=delivery.properties.get("message_id"),
-        )
-        kind = exception_type or (
-            "PublisherNotAllowed" if reason == allowlist.REASON else "InvalidMessage"
-        )
-        result.publish.append(deadletter.dead_letter(delivery, reason, msg, kind))
-        result.fates["dead_lettered"] += 1
-        result.dead_letters[(delivery.queue, reason)] += 1
+
+def dead_letter_into(
+    result: BatchResult,
+    delivery: Delivery,
+    reason: str,
+    msg: str,
+    exception_type: str | None = None,
+) -> None:
+    """Record `delivery` as dead-lettered in `result`, with its dead letter to publish."""
+    log.warning(
+        "dead-lettered",
+        queue=delivery.queue,
+        reason=reason,
+        error=msg[:300],
+        message_id=delivery.properties.get("message_id"),
+    )
+    kind = exception_type or (
+        "PublisherNotAllowed" if reason == allowlist.REASON else "InvalidMessage"
+    )
+    result.publish.append(deadletter.dead_letter(delivery, reason, msg, kind))
+    result.fates["dead_lettered"] += 1
+    result.dead_letters[(delivery.queue, reason)] += 1
+
+
+def admit(delivery: Delivery, max_body_bytes: int, result: BatchResult) -> Envelope | None:
+    """The delivery as a contract model, or None after dead-lettering it into `result`."""
+    refused = allowlist.check(delivery)
+    if refused is not None:
+        dead_letter_into(result, delivery, refused.reason, refused.message)
+        return None
+    decoded = decode(delivery, max_body_bytes)
+    if isinstance(decoded, Poison):
+        dead_letter_into(result, delivery, decoded.reason, decoded.message)
+        return None
+    return decoded

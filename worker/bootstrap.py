@@ -9,12 +9,16 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from handlers.sharing.service import SharingContext
+from handlers.soap.config import BillingSettings, CrmSettings
+from handlers.sync.service import SyncService
 from worker.batch import BatchProcessor
 from worker.config import Settings
 from worker.consumer import Worker, WorkerStats
 from worker.db import migrate
 from worker.db.engine import create_engine
+from worker.db.sync_store import DbSyncLocks, DbSyncStore
 from worker.observe import Observer
+from worker.sync_processor import SyncProcessor
 from worker.topology import Names
 
 log = structlog.get_logger("entity_sync")
@@ -38,6 +42,31 @@ class App:
         queues = [self.names.entity_admin, self.names.object_shared]
         return Worker(self.settings, self.engine, processor, queues, observer)
 
+    def sync_worker(self, observer: Observer | None = None) -> Worker:
+        """Consumes sync requests with few in hand: each one takes seconds of SOAP calls."""
+        settings = self.settings
+        store = DbSyncStore(self.engine, settings.sync_retention_days)
+        service = SyncService(
+            BillingSettings(),
+            CrmSettings(),
+            locks=DbSyncLocks(self.engine),
+            store=store,
+            max_workers=settings.sync_concurrency,
+            lock_ttl_seconds=settings.sync_lock_ttl_seconds,
+        )
+        processor = SyncProcessor(
+            self.engine,
+            service,
+            store,
+            self.names.out_exchange,
+            global_entity=settings.global_entity,
+            max_body_bytes=settings.max_body_bytes,
+        )
+        tuned = settings.model_copy(
+            update={"prefetch": settings.sync_prefetch, "batch_size": 1, "batch_linger_ms": 0}
+        )
+        return Worker(tuned, self.engine, processor, [self.names.sync_request], observer)
+
     def run(
         self, *, until_idle: float | None = None, observer: Observer | None = None
     ) -> list[WorkerStats]:
@@ -47,6 +76,8 @@ class App:
         for `until_idle` seconds. An error in one stops the others and is raised here.
         """
         self.workers = [self.sharing_worker(observer)]
+        if self.settings.sync_enabled:
+            self.workers.append(self.sync_worker(observer))
         errors: list[BaseException] = []
 
         def guarded(worker: Worker) -> None:

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
     metrics_port: int = Field(0, ge=0, le=65535, description="0 disables /metrics.")
+    sync_enabled: bool = Field(True, description="Consume sync requests in this process.")
+    sync_prefetch: int = Field(4, ge=1, le=100, description="Sync requests taken at a time.")
+    sync_concurrency: int = Field(4, ge=1, le=32, description="Ids of one request in parallel.")
+    sync_retention_days: float = Field(7.0, gt=0, description="How long sessions are kept.")
+    sync_lock_ttl_seconds: float = Field(900.0, gt=0, description="Lock of a crashed sync.")
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 from handlers.sharing.model import Output
 from worker.broker import OutMessage
 from worker.db import tables as t
-from worker.db.repository import bulk_insert
+from worker.db.repository import bulk_insert, member_of
 
 
 def to_message(out_exchange: str, event_id: str, routing_key: str, body: bytes) -> OutMessage:
@@ -52,7 +52,8 @@ def delete(engine: Engine, event_ids: Sequence[str]) -> None:
         return
     with engine.begin() as conn:
         for i in range(0, len(event_ids), 500):
-            conn.execute(t.outbox.delete().where(t.outbox.c.event_id.in_(event_ids[i : i + 500])))
+            chunk = event_ids[i : i + 500]
+            conn.execute(t.outbox.delete().where(member_of(conn, t.outbox.c.event_id, chunk)))
 
 
 def pending(

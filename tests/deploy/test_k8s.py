@@ -112,7 +112,7 @@ def test_keda_scales_the_deployment_on_the_input_queues(
     auth = manifests[("TriggerAuthentication", "entity-sync-rabbitmq")]
     assert auth["spec"]["secretTargetRef"][0]["name"] == SECRET
     names = Names()
-    consumed = {names.object_shared, names.entity_admin}  # App.sharing_worker's queues
+    consumed = set(names.bindings())  # App.run consumes every input queue
     queues = set()
     for trigger in scaled["spec"]["triggers"]:
         assert trigger["type"] == "rabbitmq"

@@ -102,7 +102,7 @@ def test_status_reports_queues_consumers_dead_letters_and_outbox(
     assert queues[dlq]["kind"] == "dlq"
     assert queues[names.object_shared]["consumers"] == 1
     assert queues[names.entity_admin]["consumers"] == 1
-    assert queues[names.sync_request]["consumers"] == 0  # no sync consumer in this process
+    assert queues[names.sync_request]["consumers"] == 1  # `run` consumes sync requests too
     assert queues[names.unrouted]["kind"] == "unrouted"
     assert report["outbox_backlog"] == 0
     assert report["schema"]["current"] == report["schema"]["head"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,3 +61,33 @@ def running_worker(settings: Settings) -> Iterator[tuple[App, Worker]]:
     if errors:
         raise errors[0]
     assert not thread.is_alive(), "worker did not stop"
+
+
+@contextmanager
+def running_app(settings: Settings) -> Iterator[App]:
+    """Every consumer of `entity-sync run` (sharing and sync) in a background thread."""
+    app = build(settings)
+    app.upgrade_database()
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            app.run()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread below
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="entity-sync-app", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not app.is_ready() and not errors and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        if not app.is_ready():
+            raise errors[0] if errors else AssertionError("consumers did not start")
+        yield app
+    finally:
+        app.stop()
+        thread.join(timeout=60)
+        app.close()
+    if errors:
+        raise errors[0]

@@ -4,4 +4,4 @@ from __future__ import annotations
 
 import worker.cli.dlq
 import worker.cli.sandbox  # noqa: F401
-from worker.cli import demo, inspect, ops, publish, status  # noqa: F401
+from worker.cli import demo, inspect, ops, publish, status, sync  # noqa: F401

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from handlers.sharing.model import Connection as Conn
@@ -78,6 +79,14 @@ def upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> Non
     bulk_insert(conn, table, rows, on_conflict="update")
 
 
+def member_of(conn: Connection, column: sa.ColumnElement[str], values: Sequence[str]) -> Any:
+    """`column IN values`. On PostgreSQL one array parameter (`= ANY`), so the statement text
+    stays short and psycopg reuses its parse; an expanded IN of 500 ids is parsed every time."""
+    if conn.dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, list(values), type_=ARRAY(sa.String)))
+    return column.in_(values)
+
+
 def _source(row: Any) -> SourceObject:
     return SourceObject(
         row.object_type, row.object_id, row.parent_id, row.version, row.data, row.event_id
@@ -109,7 +118,9 @@ class DbLoader:
         out: list[SourceObject] = []
         for chunk in _chunks(ids):
             rows = self.conn.execute(
-                sa.select(t.source_objects).where(t.source_objects.c.object_id.in_(chunk))
+                sa.select(t.source_objects).where(
+                    member_of(self.conn, t.source_objects.c.object_id, chunk)
+                )
             )
             out.extend(s for r in rows if (s := _source(r)).key in wanted)
         return out
@@ -126,7 +137,9 @@ class DbLoader:
         out: list[Copy] = []
         for chunk in _chunks(ids):
             rows = self.conn.execute(
-                sa.select(t.target_copies).where(t.target_copies.c.source_object_id.in_(chunk))
+                sa.select(t.target_copies).where(
+                    member_of(self.conn, t.target_copies.c.source_object_id, chunk)
+                )
             )
             out.extend(
                 c for r in rows if ((c := _copy(r)).object_type, c.source_object_id) in wanted
@@ -280,7 +293,7 @@ def seen_event_ids(conn: Connection, event_ids: Collection[str]) -> set[str]:
     seen: set[str] = set()
     col = t.processed_events.c.event_id
     for chunk in _chunks(sorted(event_ids)):
-        seen.update(conn.execute(sa.select(col).where(col.in_(chunk))).scalars())
+        seen.update(conn.execute(sa.select(col).where(member_of(conn, col, chunk))).scalars())
     return seen
 
 

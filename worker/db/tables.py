@@ -115,3 +115,24 @@ outbox = sa.Table(
     sa.Column("body", sa.Text, nullable=False),  # the JSON body as published (UTF-8 text)
     sa.Column("created_at", Ts, nullable=False, index=True),
 )
+
+sync_sessions = sa.Table(
+    "sync_sessions",
+    metadata,
+    sa.Column("request_id", sa.String(36), primary_key=True),
+    sa.Column("object_type", sa.String(32), nullable=False),
+    sa.Column("origin", sa.String(8), nullable=False),
+    sa.Column("requested_by", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("started_at", Ts, nullable=False),
+    sa.Column("finished_at", Ts, nullable=False, index=True),
+    sa.Column("completed", Json, nullable=False),  # the sync.completed body, with every result
+)
+
+sync_locks = sa.Table(
+    "sync_locks",
+    metadata,
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("expires_at", Ts, nullable=False),
+)

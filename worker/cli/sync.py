@@ -1,0 +1,175 @@
+"""`entity-sync sync accounts|products|history`: on-demand syncs from the command line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from typing import Any
+
+import click
+import orjson
+
+from handlers.errors import EntitySyncError, InvalidMessage
+from schemas.inputs import SyncRequest
+from worker.broker import ConfirmingPublisher, OutMessage, connect
+from worker.cli.common import app_context, echo_json, table
+from worker.cli.main import cli
+from worker.db.sync_store import DbSyncStore
+from worker.topology import declare
+
+
+class SyncTimeout(EntitySyncError):
+    reason = "timeout"
+
+
+@cli.group()
+def sync() -> None:
+    """Sync billing accounts or products into the CRM (DESIGN.md §5)."""
+
+
+def _request(
+    object_type: str, ids: tuple[str, ...], entity: str | None, origin: str, requested_by: str
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "request_id": str(uuid.uuid4()),
+        "object_type": object_type,
+        "zuora_ids": list(ids),
+        "origin": origin,
+        "requested_by": requested_by,
+        "requested_at": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
+    }
+    if entity:
+        body["entity_by_id"] = dict.fromkeys(ids, entity)
+    try:
+        SyncRequest.model_validate(body)
+    except ValueError as exc:
+        raise InvalidMessage(str(exc).splitlines()[0]) from None
+    return body
+
+
+def _results_table(completed: dict[str, Any]) -> None:
+    rows = []
+    for result in completed.get("results", []):
+        counts = ", ".join(f"{k}={v}" for k, v in sorted(result.get("counts", {}).items()) if v)
+        errors = "; ".join(f"{e['code']}: {e['message']}" for e in result.get("errors", []))
+        rows.append([result["zuora_id"], result["status"], counts, errors])
+    title = f"sync {completed['request_id']}: {completed['status']}"
+    if completed.get("reason"):
+        title += f" ({completed['reason']})"
+    table(title, ["zuora id", "status", "upserted", "errors"], rows)
+
+
+def _submit(
+    object_type: str,
+    ids: tuple[str, ...],
+    entity: str | None,
+    origin: str,
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    with app_context() as app:
+        body = _request(object_type, ids, entity, origin, requested_by="cli")
+        with connect(app.settings) as conn:
+            conn.ensure_connection(max_retries=3)
+            declare(conn, app.names)
+            publisher = ConfirmingPublisher(conn)
+            publisher.publish_many(
+                [
+                    OutMessage(
+                        app.names.in_exchange,
+                        "sync.request",
+                        orjson.dumps(body),
+                        message_id=body["request_id"],
+                    )
+                ]
+            )
+            publisher.close()
+        if not wait:
+            click.echo(f"published sync request {body['request_id']} ({len(ids)} ids)")
+            return
+        store = DbSyncStore(app.engine)
+        deadline = time.monotonic() + timeout
+        completed = store.get(body["request_id"])
+        while completed is None:
+            if time.monotonic() > deadline:
+                raise SyncTimeout(
+                    f"no result for {body['request_id']} after {timeout:.0f}s; "
+                    "is `entity-sync run` consuming?"
+                )
+            time.sleep(0.2)
+            completed = store.get(body["request_id"])
+    if as_json:
+        echo_json(completed)
+    else:
+        _results_table(completed)
+    if completed["status"] in ("failed", "rejected"):
+        raise SystemExit(1)
+
+
+_common = [
+    click.option("--wait", is_flag=True, help="Wait for the result and print it."),
+    click.option(
+        "--timeout",
+        type=float,
+        default=300.0,
+        show_default=True,
+        help="Seconds to wait with --wait.",
+    ),
+    click.option("--json", "as_json", is_flag=True, help="Print the sync.completed body."),
+]
+
+
+def _with_common(func: Any) -> Any:
+    for option in reversed(_common):
+        func = option(func)
+    return func
+
+
+@sync.command("accounts")
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--entity", default=None, help="Entity of the accounts (multi-entity tenants).")
+@click.option("--origin", type=click.Choice(["api", "ui"]), default="api", show_default=True)
+@_with_common
+def sync_accounts(
+    ids: tuple[str, ...], entity: str | None, origin: str, wait: bool, timeout: float, as_json: bool
+) -> None:
+    """Sync billing accounts (up to 10 ids; 8 with --origin ui)."""
+    _submit("billing_account", ids, entity, origin, wait, timeout, as_json)
+
+
+@sync.command("products")
+@click.argument("ids", nargs=-1, required=True)
+@_with_common
+def sync_products(ids: tuple[str, ...], wait: bool, timeout: float, as_json: bool) -> None:
+    """Sync products with their rate plans, charges and tiers."""
+    _submit("product", ids, None, "api", wait, timeout, as_json)
+
+
+@sync.command("history")
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def sync_history(limit: int, as_json: bool) -> None:
+    """The latest sync sessions (kept ENTITY_SYNC_SYNC_RETENTION_DAYS days)."""
+    with app_context() as app:
+        sessions = DbSyncStore(app.engine).recent(limit)
+    if as_json:
+        return echo_json(sessions)
+    table(
+        "sync sessions",
+        ["request", "status", "ids", "synced", "failed", "skipped", "finished"],
+        [
+            [
+                s["request_id"],
+                s["status"] + (f" ({s['reason']})" if s.get("reason") else ""),
+                len(s.get("results", [])),
+                *[
+                    sum(r["status"] == k for r in s.get("results", []))
+                    for k in ("synced", "failed", "skipped")
+                ],
+                s.get("finished_at"),
+            ]
+            for s in sessions
+        ],
+    )
