@@ -3,7 +3,8 @@
 Decisions written down here (README "Sharing rules"):
 - Create copies every attribute; prices and tiers only for currencies active in the target.
 - Update overwrites source-controlled attributes and keeps the target's values of the others.
-  A source-controlled attribute missing from the new source data is removed from the copy.
+  A source-controlled attribute missing from the new source data is removed from the copy; an
+  attribute the copy never had is added whoever controls it (the target has no value to keep).
 - Prices and tiers: which currencies exist follows the source (tier currency is always
   source-controlled); the amounts of a currency the target already has follow the control level
   of `prices` / `tiers`.
@@ -132,6 +133,8 @@ def update_data(
         if is_charge and attr in CURRENCY_ATTRIBUTES:
             continue
         if controller(object_type, attr, levels) != "source":
+            if attr not in old and attr in source:
+                new[attr] = _clone(source[attr])  # the target has no value of its own to keep
             continue
         if attr in source:
             new[attr] = _clone(source[attr])

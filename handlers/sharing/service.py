@@ -229,12 +229,23 @@ def handle_entity_upserted(state: SharingState, ev: EntityUpserted, ctx: Sharing
         has_own_accounting_periods=ev.has_own_accounting_periods,
         active_currencies=tuple(dict.fromkeys(ev.active_currencies)),
     )
+    view_before = target_view(state, ev.entity_id)
     state.put_entity(entity)
     run = _Run(state, str(ev.event_id))
-    newly_active = set(entity.active_currencies) - set(before.active_currencies if before else ())
     conn = state.active_connection(ev.entity_id)
-    if before is not None and newly_active and conn is not None and conn.status == "connected":
+    if before is None or conn is None or conn.status != "connected":
+        return run.outcome
+    newly_active = set(entity.active_currencies) - set(before.active_currencies)
+    if newly_active:
         _release_prices(run, conn, newly_active)
+    view_after = target_view(state, ev.entity_id)
+    if view_before is not None and view_after is not None:
+        first = state.first_period_start()
+        was_blocked = rules.period_block(view_before, first) is not None
+        if was_blocked and rules.period_block(view_after, first) is None:
+            # The target may receive shared periods now (its own periods dropped, or its
+            # earliest activity moved): offer the ones it was refused.
+            run.backfill(conn, frozenset({"accounting_period"}))
     return run.outcome
 
 

@@ -122,9 +122,14 @@ def test_update_adds_new_source_controlled_attribute() -> None:
     assert new == {"sku": "s", "colour": "red"}
 
 
-def test_update_does_not_add_new_target_controlled_attribute() -> None:
+def test_update_adds_a_target_controlled_attribute_the_copy_never_had() -> None:
     new = control.update_data("product", {"sku": "s"}, {"sku": "s", "colour": "red"}, {}, [])
-    assert new == {"sku": "s"}
+    assert new == {"sku": "s", "colour": "red"}
+
+
+def test_update_keeps_the_target_value_of_a_target_controlled_attribute_it_has() -> None:
+    new = control.update_data("product", {"colour": "blue"}, {"colour": "red"}, {}, [])
+    assert new == {"colour": "blue"}
 
 
 def test_update_period_notes_and_status_stay_target() -> None:

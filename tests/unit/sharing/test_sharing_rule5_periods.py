@@ -231,3 +231,37 @@ def test_blocked_period_backfill_to_second_target_does_not_affect_the_first() ->
     handle(state, settings("t2", "auto_accept"))
     out = handle(state, period("AP1"))
     assert routing_keys(out) == ["target.t1.accounting_period", "share.exception.t2"]
+
+
+def test_periods_refused_for_own_periods_are_sent_once_the_target_drops_them() -> None:
+    state = world(has_own_periods=True)
+    handle(state, settings("t1", "auto_accept"))
+    handle(state, period("AP1"))
+    handle(state, period("AP2", start="2026-02-01", end="2026-02-28"))
+    assert period_copies(state) == set()
+    out = handle(state, entity("t1", has_own_periods=False))
+    assert routing_keys(out) == ["target.t1.accounting_period"] * 2
+    assert period_copies(state) == {"AP1", "AP2"}
+    assert {(d.object_id, d.reason) for d in out.decisions} == {
+        ("AP1", "backfill"),
+        ("AP2", "backfill"),
+    }
+
+
+def test_periods_refused_for_early_activity_are_sent_once_it_moves_later() -> None:
+    state = world(earliest_activity_date="2025-06-01")
+    handle(state, settings("t1", "auto_accept"))
+    handle(state, period("AP1"))
+    assert period_copies(state) == set()
+    out = handle(state, entity("t1", earliest_activity_date="2026-03-01"))
+    assert routing_keys(out) == ["target.t1.accounting_period"]
+    assert period_copies(state) == {"AP1"}
+
+
+def test_an_upsert_that_changes_no_eligibility_offers_nothing_again() -> None:
+    state = world(has_own_periods=True)
+    handle(state, settings("t1", "auto_accept"))
+    handle(state, period("AP1"))
+    out = handle(state, entity("t1", has_own_periods=True, currencies=("USD",)))
+    assert routing_keys(out) == []
+    assert out.decisions == []
