@@ -30,6 +30,8 @@ class App:
     engine: Engine
     names: Names
     workers: list[Worker] = field(default_factory=list)
+    billing: BillingSettings | None = None  # default: from ENTITY_SYNC_BILLING_* at first use
+    crm: CrmSettings | None = None  # default: from ENTITY_SYNC_CRM_*
 
     def sharing_worker(self, observer: Observer | None = None) -> Worker:
         processor = BatchProcessor(
@@ -47,8 +49,8 @@ class App:
         settings = self.settings
         store = DbSyncStore(self.engine, settings.sync_retention_days)
         service = SyncService(
-            BillingSettings(),
-            CrmSettings(),
+            self.billing or BillingSettings(),
+            self.crm or CrmSettings(),
             locks=DbSyncLocks(self.engine),
             store=store,
             max_workers=settings.sync_concurrency,

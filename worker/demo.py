@@ -12,12 +12,19 @@ import orjson
 import sqlalchemy as sa
 from kombu.connection import Connection
 from kombu.entity import Queue
+from pydantic import SecretStr
 
+from handlers.soap.config import BillingSettings, CrmSettings
+from sandbox import seeds as sandbox_seeds
+from sandbox import start_billing_sandbox, start_crm_sandbox
+from sandbox.seed import load_seed
+from sandbox.server import SANDBOX_PASSWORD, SANDBOX_USER
 from worker import demo_story
 from worker.bootstrap import build
 from worker.broker import ConfirmingPublisher, OutMessage, connect
 from worker.config import Settings
 from worker.db import tables as t
+from worker.db.sync_store import DbSyncStore
 from worker.topology import Names, declare
 
 
@@ -25,9 +32,26 @@ from worker.topology import Names, declare
 class DemoReport:
     data_dir: Path
     rows: list[list[str]] = field(default_factory=list)
+    sync: list[list[str]] = field(default_factory=list)
     outputs: Counter[str] = field(default_factory=Counter)
     dead_letters: list[tuple[str, str]] = field(default_factory=list)
     applied: int = 0
+
+
+def _sandboxes() -> tuple[Any, Any]:
+    seeds = Path(sandbox_seeds.__file__).parent
+    return (
+        start_billing_sandbox(load_seed(seeds / "billing.json")),
+        start_crm_sandbox(load_seed(seeds / "crm.json")),
+    )
+
+
+def _soap_settings(billing_url: str, crm_url: str) -> tuple[BillingSettings, CrmSettings]:
+    common: dict[str, Any] = {"username": SANDBOX_USER, "password": SecretStr(SANDBOX_PASSWORD)}
+    return (
+        BillingSettings(endpoint=billing_url, **common),
+        CrmSettings(endpoint=crm_url, **common),
+    )
 
 
 def _publish(settings: Settings, events: list[demo_story.Event]) -> None:
@@ -37,7 +61,12 @@ def _publish(settings: Settings, events: list[demo_story.Event]) -> None:
         publisher = ConfirmingPublisher(conn)
         publisher.publish_many(
             [
-                OutMessage(names.in_exchange, rk, orjson.dumps(body), message_id=body["event_id"])
+                OutMessage(
+                    names.in_exchange,
+                    rk,
+                    orjson.dumps(body),
+                    message_id=body.get("event_id") or body["request_id"],
+                )
                 for rk, body in events
             ]
         )
@@ -63,12 +92,15 @@ def run_demo(data_dir: Path) -> DemoReport:
     )
     app = build(settings)
     report = DemoReport(data_dir)
+    billing, crm = _sandboxes()
+    app.billing, app.crm = _soap_settings(billing.url, crm.url)
     try:
         app.upgrade_database()
-        for _caption, events in demo_story.story():
+        for _caption, events in [*demo_story.story(), ("on-demand sync", demo_story.syncs())]:
             _publish(settings, events)
             for stats in app.run(until_idle=0.5):
                 report.applied += stats.fates["applied"]
+        report.sync = _sync_rows(app.engine)
         names = app.names
         for msg in _drain(settings, names.unrouted):
             report.outputs[msg.delivery_info.get("routing_key", "")] += 1
@@ -85,7 +117,27 @@ def run_demo(data_dir: Path) -> DemoReport:
         report.rows = _rows(app.engine)
     finally:
         app.close()
+        billing.stop()
+        crm.stop()
     return report
+
+
+def _sync_rows(engine: sa.Engine) -> list[list[str]]:
+    rows: list[list[str]] = []
+    for session in reversed(DbSyncStore(engine).recent()):
+        for result in session["results"]:
+            counts = sum(result["counts"].values())
+            errors = "; ".join(f"{e['code']}: {e['message']}" for e in result["errors"])
+            rows.append(
+                [
+                    session["status"],
+                    result["zuora_id"],
+                    result["status"],
+                    f"{counts} records",
+                    errors,
+                ]
+            )
+    return rows
 
 
 LABEL = {

@@ -203,3 +203,31 @@ def story() -> list[tuple[str, list[Event]]]:
             ],
         ),
     ]
+
+
+ACCOUNTS = [
+    "0a000000000000000000000000000001",
+    "0a000000000000000000000000000002",
+    "0a000000000000000000000000000003",
+]  # the third has no CrmId in the seed
+SEED_PRODUCT = "1a000000000000000000000000000001"
+
+
+def syncs() -> list[Event]:
+    """On-demand syncs against the sandboxes seeded from sandbox/seeds/."""
+
+    def request(object_type: str, ids: list[str]) -> Event:
+        return (
+            "sync.request",
+            {
+                "request_id": _id(),
+                "event_id": _id(),
+                "object_type": object_type,
+                "zuora_ids": ids,
+                "origin": "ui",
+                "requested_by": "demo@example.com",
+                "requested_at": AT,
+            },
+        )
+
+    return [request("billing_account", ACCOUNTS), request("product", [SEED_PRODUCT])]

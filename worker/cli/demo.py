@@ -38,6 +38,11 @@ def demo(data_dir: Path | None) -> None:
         [[k, v] for k, v in sorted(report.outputs.items())],
     )
     table("dead-lettered (rejected by the rules)", ["event", "reason"], report.dead_letters)
+    table(
+        "on-demand sync against the SOAP sandboxes",
+        ["session", "zuora id", "status", "upserted", "errors"],
+        report.sync,
+    )
     click.echo(
         "\nAsk why a target has or lacks an object:\n"
         f"  ENTITY_SYNC_DATA_DIR={data_dir} entity-sync explain --target acme-ch "

@@ -41,7 +41,10 @@ def create_engine(url: str) -> Engine:
         json_deserializer=orjson.loads,
         pool_pre_ping=True,
         pool_size=5,
-        connect_args={"connect_timeout": 10},
+        # prepare_threshold=None: no server-side prepared statements. A prepared `= ANY($1)`
+        # soon gets PostgreSQL's generic plan, which cannot see the array's size and scans the
+        # table; planned each time, the batch lookups use their indexes.
+        connect_args={"connect_timeout": 10, "prepare_threshold": None},
     )
 
 

@@ -113,16 +113,19 @@ class DbLoader:
         self.conn = conn
 
     def load_sources(self, keys: Collection[SourceKey]) -> list[SourceObject]:
-        ids = sorted({object_id for _, object_id in keys})
-        wanted = set(keys)
+        # By type, so the primary key (object_type, object_id) serves every lookup.
+        by_type: dict[str, set[str]] = {}
+        for object_type, object_id in keys:
+            by_type.setdefault(object_type, set()).add(object_id)
         out: list[SourceObject] = []
-        for chunk in _chunks(ids):
-            rows = self.conn.execute(
-                sa.select(t.source_objects).where(
-                    member_of(self.conn, t.source_objects.c.object_id, chunk)
+        for object_type, ids in sorted(by_type.items()):
+            for chunk in _chunks(sorted(ids)):
+                rows = self.conn.execute(
+                    sa.select(t.source_objects)
+                    .where(t.source_objects.c.object_type == object_type)
+                    .where(member_of(self.conn, t.source_objects.c.object_id, chunk))
                 )
-            )
-            out.extend(s for r in rows if (s := _source(r)).key in wanted)
+                out.extend(_source(r) for r in rows)
         return out
 
     def load_sources_of_type(self, object_type: str) -> list[SourceObject]:
