@@ -30,7 +30,16 @@ def test_demo_outcomes(tmp_path: Path) -> None:
         "shared_object_delete",
     ]
     assert report.outputs["share.exception.acme-ch"] == 1
-    assert sum(report.outputs.values()) == 11
+    assert report.outputs["sync.completed"] == 2
+    assert sum(report.outputs.values()) == 11 + 2
+    # the on-demand sync against the sandboxes: two accounts synced, one without CrmId failed
+    assert [(r[0], r[2]) for r in report.sync] == [
+        ("finished_with_errors", "synced"),
+        ("finished_with_errors", "synced"),
+        ("finished_with_errors", "failed"),
+        ("finished", "synced"),
+    ]
+    assert "missing_crm_id" in report.sync[2][4]
 
 
 @pytest.mark.embedded
