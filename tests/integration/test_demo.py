@@ -48,3 +48,26 @@ def test_demo_command_prints_the_tables(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "what each target received, and why" in result.output
     assert "blocked (target_has_own_periods)" in result.output
+
+
+@pytest.mark.embedded
+def test_explain_says_why_a_target_has_or_lacks_an_object(tmp_path: Path) -> None:
+    data_dir = tmp_path / "demo"
+    run_demo(data_dir)
+    env = {"ENTITY_SYNC_DATA_DIR": str(data_dir)}
+    runner = CliRunner()
+    blocked = runner.invoke(
+        cli, ["explain", "--target", "acme-ch", "--object", "AP-2027-01"], env=env
+    )
+    pending = runner.invoke(
+        cli, ["explain", "--target", "acme-jp", "--object", "AP-2027-01"], env=env
+    )
+    held = runner.invoke(cli, ["explain", "--target", "acme-de", "--object", "AP-2027-01"], env=env)
+    unknown = runner.invoke(
+        cli, ["explain", "--target", "nobody", "--object", "AP-2027-01"], env=env
+    )
+    assert "does not hold AP-2027-01: blocked (target_has_own_periods)" in blocked.output
+    assert "its connection conn-jp is pending" in pending.output
+    assert "acme-de holds accounting_period AP-2027-01" in held.output
+    assert unknown.exit_code == 1
+    assert unknown.output.strip() == "entity-sync: error: not_found: no entity 'nobody' is known"

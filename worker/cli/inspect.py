@@ -111,6 +111,7 @@ def explain(target: str, object_id: str, as_json: bool) -> None:
         copies = queries.copies_in(app.engine, target, object_id)
         history = queries.history(app.engine, target, object_id)
         source = queries.source(app.engine, object_id)
+        conns = [c for c in queries.connections(app.engine) if c["target_entity"] == target]
     if as_json:
         return echo_json({"copies": copies, "history": history, "source": source})
     if not source and not history:
@@ -125,7 +126,7 @@ def explain(target: str, object_id: str, as_json: bool) -> None:
         why = (
             f"{last['decision']} ({last['reason']}): {last['message']}"
             if last
-            else ("it was never offered to this target (not connected when it changed)")
+            else _connection_reason(conns)
         )
         click.echo(f"{target} does not hold {object_id}: {why}")
     for src in source:
@@ -137,4 +138,15 @@ def explain(target: str, object_id: str, as_json: bool) -> None:
             [h["at"], h["cause_event_id"], h["version"], h["decision"], h["reason"], h["message"]]
             for h in history
         ],
+    )
+
+
+def _connection_reason(conns: list[dict[str, object]]) -> str:
+    """Why a target was never offered anything, from its connections (newest last)."""
+    if not conns:
+        return "it has no connection to the global entity; only connected targets receive objects"
+    latest = conns[-1]
+    return (
+        f"its connection {latest['connection_id']} is {latest['status']}; only connected "
+        "targets receive objects"
     )
