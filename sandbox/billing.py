@@ -17,7 +17,7 @@ from sandbox.server import (
     SANDBOX_PASSWORD,
     SANDBOX_USER,
     Faults,
-    RawReply,
+    SandboxHandle,
     SandboxServer,
     SessionBook,
 )
@@ -202,46 +202,8 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-class BillingSandboxHandle:
+class BillingSandboxHandle(SandboxHandle[BillingSandbox]):
     """A running billing sandbox: `.url`, `.stop()`, `.expire_sessions()`, fault controls."""
-
-    def __init__(self, state: BillingSandbox, server: SandboxServer) -> None:
-        self.state = state
-        self.server = server
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def faults(self) -> Faults:
-        return self.state.faults
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def expire_sessions(self) -> None:
-        self.state.sessions.expire_all()
-
-    def expire_sessions_after(self, calls: int) -> None:
-        """Sessions expire just before the `calls`-th call from now: mid-sync, deterministic."""
-        self.server.expire_after(calls, self.state.sessions.expire_all)
-
-    def script(self, *replies: RawReply) -> None:
-        """The next calls get these raw HTTP replies (hostile-response tests)."""
-        self.server.script(*replies)
-
-    def fail_next(self, count: int, status: int = 500) -> None:
-        self.server.fail_next(count, status)
-
-    def calls(self, operation: str | None = None) -> int:
-        return self.server.total_calls(operation)
-
-    def __enter__(self) -> BillingSandboxHandle:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def start_billing_sandbox(

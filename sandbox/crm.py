@@ -19,7 +19,7 @@ from sandbox.server import (
     SANDBOX_PASSWORD,
     SANDBOX_USER,
     Faults,
-    RawReply,
+    SandboxHandle,
     SandboxServer,
     SessionBook,
 )
@@ -279,49 +279,11 @@ def _new_id(sobject_type: str, number: int) -> str:
     return f"{prefix}{number:012d}AAA"
 
 
-class CrmSandboxHandle:
-    """A running CRM sandbox: `.url`, `.stop()`, `.expire_sessions()`, `.lock_rows(...)`."""
-
-    def __init__(self, state: CrmSandbox, server: SandboxServer) -> None:
-        self.state = state
-        self.server = server
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def faults(self) -> Faults:
-        return self.state.faults
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def expire_sessions(self) -> None:
-        self.state.sessions.expire_all()
-
-    def expire_sessions_after(self, calls: int) -> None:
-        """Sessions expire just before the `calls`-th call from now: mid-sync, deterministic."""
-        self.server.expire_after(calls, self.state.sessions.expire_all)
-
-    def script(self, *replies: RawReply) -> None:
-        """The next calls get these raw HTTP replies (hostile-response tests)."""
-        self.server.script(*replies)
+class CrmSandboxHandle(SandboxHandle[CrmSandbox]):
+    """A running CRM sandbox: the common controls plus `.lock_rows(...)`."""
 
     def lock_rows(self, external_ids: Iterable[str], times: int = 1) -> None:
         self.state.lock_rows(external_ids, times)
-
-    def fail_next(self, count: int, status: int = 500) -> None:
-        self.server.fail_next(count, status)
-
-    def calls(self, operation: str | None = None) -> int:
-        return self.server.total_calls(operation)
-
-    def __enter__(self) -> CrmSandboxHandle:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def start_crm_sandbox(

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from sandbox.soap import BadRequest, Request, SoapFault, fault_envelope, parse_request
 
@@ -219,3 +219,53 @@ class SandboxServer:
                 pass  # quiet: tests and the CLI print what matters
 
         return Handler
+
+
+class SandboxState(Protocol):
+    faults: Faults
+    sessions: SessionBook
+
+
+StateT = TypeVar("StateT", bound=SandboxState)
+
+
+class SandboxHandle(Generic[StateT]):
+    """A running sandbox: `.url`, `.stop()`, `.expire_sessions()`, fault controls."""
+
+    def __init__(self, state: StateT, server: SandboxServer) -> None:
+        self.state = state
+        self.server = server
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def faults(self) -> Faults:
+        return self.state.faults
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def expire_sessions(self) -> None:
+        self.state.sessions.expire_all()
+
+    def expire_sessions_after(self, calls: int) -> None:
+        """Sessions expire just before the `calls`-th call from now: mid-sync, deterministic."""
+        self.server.expire_after(calls, self.state.sessions.expire_all)
+
+    def script(self, *replies: RawReply) -> None:
+        """The next calls get these raw HTTP replies (hostile-response tests)."""
+        self.server.script(*replies)
+
+    def fail_next(self, count: int, status: int = 500) -> None:
+        self.server.fail_next(count, status)
+
+    def calls(self, operation: str | None = None) -> int:
+        return self.server.total_calls(operation)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 
+from handlers.hooks import Hooks
 from handlers.soap.billing import BillingClient
 from handlers.soap.config import BillingSettings, CrmSettings
 from handlers.soap.crm import CrmClient
@@ -18,31 +19,12 @@ from schemas.inputs import SyncRequest
 
 log = structlog.get_logger(__name__)
 
-SessionObserver = Callable[[str], None]
-_session_observers: tuple[SessionObserver, ...] = ()
-_observers_lock = threading.Lock()
+_sessions: Hooks[[str]] = Hooks("sync sessions")
 
 
-def subscribe_sessions(observer: SessionObserver) -> Callable[[], None]:
+def subscribe_sessions(observer: Callable[[str], None]) -> Callable[[], None]:
     """Call `observer(status)` when a session completes (metrics); returns the unsubscriber."""
-    global _session_observers
-    with _observers_lock:
-        _session_observers = (*_session_observers, observer)
-
-    def unsubscribe() -> None:
-        global _session_observers
-        with _observers_lock:
-            _session_observers = tuple(o for o in _session_observers if o is not observer)
-
-    return unsubscribe
-
-
-def _session_completed(status: str) -> None:
-    for observer in _session_observers:
-        try:
-            observer(status)
-        except Exception:  # observing never changes the sync
-            log.warning("sync session observer failed", exc_info=True)
+    return _sessions.subscribe(observer)
 
 
 class SyncService:
@@ -80,7 +62,7 @@ class SyncService:
             lock_ttl_seconds=self._lock_ttl,
         )
         completed = run_sync(req, deps, known_entities=known_entities)
-        _session_completed(str(completed["status"]))
+        _sessions.emit(str(completed["status"]))
         return completed
 
     def close(self) -> None:
