@@ -18,7 +18,7 @@ from tests.support import scenario as sc
 from tests.support.amqp import PikaPublisher, wait_for
 from tests.support.runner import running_worker, settings_for
 from tests.support.services import delete_topology
-from worker.bootstrap import build
+from worker.bootstrap import App, build
 
 TARGETS = ["t-a", "t-b", "t-c"]
 
@@ -66,22 +66,30 @@ def _unique(events: list[sc.Event]) -> int:
     return len({body["event_id"] for _, body in events})
 
 
+def _feed(
+    app: App, broker_url: str, prefix: str, admin: list[sc.Event], objects: list[sc.Event]
+) -> None:
+    """Admin events first (applied), then the objects; wait until every event is applied."""
+    _publish(broker_url, prefix, admin)
+    wait_for(
+        lambda: processed(app) == _unique(admin),
+        what="admin applied",
+        status=lambda: f"{processed(app)} of {_unique(admin)} applied",
+    )
+    _publish(broker_url, prefix, objects)
+    wait_for(
+        lambda: processed(app) == _unique(admin) + _unique(objects),
+        timeout=120,
+        what="objects applied",
+        status=lambda: f"{processed(app)} of {_unique(admin) + _unique(objects)} applied",
+    )
+
+
 def _run_with_one(
     broker_url: str, database_url: str, prefix: str, admin: list[sc.Event], objects: list[sc.Event]
 ) -> dict[str, Any]:
     with running_worker(settings_for(prefix, broker_url, database_url)) as (app, _):
-        _publish(broker_url, prefix, admin)
-        wait_for(
-            lambda: processed(app) == _unique(admin),
-            what="admin applied",
-            status=lambda: f"{processed(app)} of {_unique(admin)} applied",
-        )
-        _publish(broker_url, prefix, objects)
-        wait_for(
-            lambda: processed(app) == _unique(admin) + _unique(objects),
-            timeout=120,
-            what="objects applied by one worker",
-        )
+        _feed(app, broker_url, prefix, admin, objects)
         return final_state(app)
 
 
@@ -122,18 +130,7 @@ def _run_with_two(
             ),
             what="both workers consuming",
         )
-        _publish(broker_url, prefix, admin)
-        wait_for(
-            lambda: processed(app) == _unique(admin),
-            what="admin applied",
-            status=lambda: f"{processed(app)} of {_unique(admin)} applied",
-        )
-        _publish(broker_url, prefix, objects)
-        wait_for(
-            lambda: processed(app) == _unique(admin) + _unique(objects),
-            timeout=120,
-            what="objects applied by two workers",
-        )
+        _feed(app, broker_url, prefix, admin, objects)
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)

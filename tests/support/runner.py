@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,60 +34,55 @@ def settings_for(
 
 
 @contextmanager
-def running_worker(settings: Settings) -> Iterator[tuple[App, Worker]]:
-    app = build(settings)
-    app.upgrade_database()
-    worker = app.sharing_worker()
+def _background(
+    run: Callable[[], object], ready: Callable[[], bool], stop: Callable[[], None], name: str
+) -> Iterator[None]:
+    """Run `run` in a thread until `ready()`; on exit `stop()` it and re-raise its error."""
     errors: list[BaseException] = []
 
     def target() -> None:
         try:
-            worker.run()
+            run()
         except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread below
             errors.append(exc)
 
-    thread = threading.Thread(target=target, name="entity-sync-worker", daemon=True)
+    thread = threading.Thread(target=target, name=name, daemon=True)
     thread.start()
-    if not worker.ready.wait(timeout=30):
-        worker.stop()
-        thread.join(timeout=30)
-        raise errors[0] if errors else AssertionError("worker did not start consuming")
+    deadline = time.monotonic() + 30
+    while not ready() and not errors and time.monotonic() < deadline:
+        time.sleep(0.05)
     try:
-        yield app, worker
+        if not ready():
+            raise errors[0] if errors else AssertionError(f"{name} did not start consuming")
+        yield
     finally:
-        worker.stop()
-        thread.join(timeout=30)
-        app.close()
+        stop()
+        thread.join(timeout=60)
     if errors:
         raise errors[0]
-    assert not thread.is_alive(), "worker did not stop"
+    assert not thread.is_alive(), f"{name} did not stop"
+
+
+@contextmanager
+def running_worker(settings: Settings) -> Iterator[tuple[App, Worker]]:
+    """The sharing consumer alone."""
+    app = build(settings)
+    app.upgrade_database()
+    worker = app.sharing_worker()
+    try:
+        with _background(worker.run, worker.ready.is_set, worker.stop, "entity-sync-worker"):
+            yield app, worker
+    finally:
+        app.close()
 
 
 @contextmanager
 def running_app(settings: Settings) -> Iterator[App]:
-    """Every consumer of `entity-sync run` (sharing and sync) in a background thread."""
+    """Every consumer of `entity-sync run` (sharing and sync)."""
     app = build(settings)
     app.upgrade_database()
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            app.run()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread below
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, name="entity-sync-app", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not app.is_ready() and not errors and time.monotonic() < deadline:
-        time.sleep(0.05)
     try:
-        if not app.is_ready():
-            raise errors[0] if errors else AssertionError("consumers did not start")
-        yield app
+        with _background(app.run, app.is_ready, app.stop, "entity-sync-app"):
+            yield app
     finally:
-        app.stop()
-        thread.join(timeout=60)
         app.close()
-    if errors:
-        raise errors[0]
