@@ -169,15 +169,17 @@ class BatchProcessor:
                 if env.event_id in seen:
                     result.fates["duplicate"] += 1
                     continue
-                failure = failed.get(index) or self._apply(index, env, state, outputs)
-                if failure is None:
-                    seen.add(env.event_id)
-                    applied.append((env.event_id, env.delivery.queue))
-                    result.fates["applied"] += 1
-                    continue
-                if failure.permanent:
-                    state.record(_rejected_decision(env.model, failure))
-                self._fail(result, env.delivery, failure)
+                # Every log line about this message carries its event_id, object and target.
+                with structlog.contextvars.bound_contextvars(**_context_of(env.model)):
+                    failure = failed.get(index) or self._apply(index, env, state, outputs)
+                    if failure is None:
+                        seen.add(env.event_id)
+                        applied.append((env.event_id, env.delivery.queue))
+                        result.fates["applied"] += 1
+                        continue
+                    if failure.permanent:
+                        state.record(_rejected_decision(env.model, failure))
+                    self._fail(result, env.delivery, failure)
             repo.flush_state(conn, state)
             repo.mark_processed(conn, applied)
             messages = outbox.store(conn, outputs, self.out_exchange)
@@ -194,8 +196,6 @@ class BatchProcessor:
     ) -> _Failure | None:
         handler = HANDLERS[type(env.model)]
         writes_before = state.writes
-        context = _context_of(env.model)
-        structlog.contextvars.bind_contextvars(**context)
         try:
             outcome = handler(state, env.model, self.context)
         except PermanentError as exc:
@@ -211,8 +211,6 @@ class BatchProcessor:
             outputs.extend(outcome.outputs)
             log.debug("event applied", outputs=len(outcome.outputs))
             return None
-        finally:
-            structlog.contextvars.unbind_contextvars(*context)
         if state.writes != writes_before:
             raise _Rerun(index, failure)
         return failure

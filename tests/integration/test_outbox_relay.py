@@ -1,0 +1,45 @@
+"""Outputs committed but never published (the worker died in between) are relayed later."""
+
+from __future__ import annotations
+
+import pytest
+
+from handlers.sharing.model import Output
+from tests.support.amqp import bind_output_queue, collect, wait_for
+from tests.support.runner import running_worker, settings_for
+from worker import outbox
+from worker.bootstrap import build
+from worker.broker import connect
+from worker.topology import declare
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("rabbit_cleanup")
+def test_rows_left_in_the_outbox_are_published_once_and_removed(
+    broker_url: str, database_url: str, prefix: str
+) -> None:
+    settings = settings_for(prefix, broker_url, database_url, outbox_relay_age_seconds=0)
+    app = build(settings)
+    app.upgrade_database()
+    outputs = [
+        Output(
+            f"target.t-{i}.product",
+            f"00000000-0000-4000-8000-00000000000{i}",
+            {"event_id": f"00000000-0000-4000-8000-00000000000{i}", "n": i},
+        )
+        for i in range(3)
+    ]
+    with app.engine.begin() as conn:  # a batch committed; then the worker died
+        outbox.store(conn, outputs, app.names.out_exchange)
+    assert outbox.backlog(app.engine) == 3
+    with connect(settings) as conn:
+        declare(conn, app.names)
+    queue = bind_output_queue(broker_url, prefix)
+    app.close()
+
+    with running_worker(settings) as (app, _worker):
+        # the relay runs on start, and again when idle, for rows older than the relay age
+        got = collect(broker_url, queue, 3, timeout=30)
+        wait_for(lambda: outbox.backlog(app.engine) == 0, what="outbox emptied")
+    assert sorted(m.message_id or "" for m in got) == sorted(o.event_id for o in outputs)
+    assert {m.routing_key for m in got} == {o.routing_key for o in outputs}

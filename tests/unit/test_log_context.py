@@ -1,0 +1,44 @@
+"""Every log line about a message carries its event_id, object and target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from structlog.contextvars import merge_contextvars
+from structlog.testing import capture_logs
+
+from handlers.sharing.service import SharingContext
+from tests.support import scenario as sc
+from worker.batch import BatchProcessor
+from worker.db import migrate
+from worker.db.engine import create_engine
+from worker.delivery import Delivery
+
+
+def test_log_lines_carry_the_message_context(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    migrate.upgrade(engine)
+    processor = BatchProcessor(
+        engine, SharingContext("global"), "es.out", max_body_bytes=1 << 20, max_attempts=5
+    )
+    rk, foreign = sc.obj("product", "p-1", 1, {"name": "x"}, source="t-1")
+    rk2, early = sc.connection("c-1", "t-unknown", "request")
+    deliveries = [
+        Delivery(
+            queue="es.object-shared", routing_key=rk, exchange="es.in", body=orjson.dumps(foreign)
+        ),
+        Delivery(
+            queue="es.entity-admin", routing_key=rk2, exchange="es.in", body=orjson.dumps(early)
+        ),
+    ]
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        processor.process(deliveries)
+    dead = next(e for e in logs if e["event"] == "dead-lettered")
+    assert dead["event_id"] == foreign["event_id"]
+    assert (dead["object_type"], dead["object_id"]) == ("product", "p-1")
+    retry = next(e for e in logs if e["event"] == "retrying")
+    assert retry["event_id"] == early["event_id"]
+    assert retry["target_entity"] == "t-unknown"
+    assert retry["reason"] == "unknown_entity"
+    engine.dispose()
