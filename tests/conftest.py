@@ -70,6 +70,15 @@ def database_url(new_database_url: Callable[[], str]) -> str:
     return new_database_url()
 
 
+@pytest.fixture(params=["postgresql", "sqlite"])
+def state_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh state database on each backend in turn."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    make: Callable[[], str] = request.getfixturevalue("new_database_url")
+    return make()
+
+
 @pytest.fixture
 def prefix(request: pytest.FixtureRequest) -> str:
     return f"es-test-{uuid.uuid4().hex[:10]}"

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     )
     db_retry_max_seconds: float = Field(30.0, gt=0, description="Cap of the database backoff.")
     outbox_relay_age_seconds: float = Field(30.0, ge=0)
+    processed_retention_days: float = Field(
+        30.0, gt=0, description="How long event ids are remembered for deduplication."
+    )
     heartbeat_seconds: int = Field(30, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"

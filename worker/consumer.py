@@ -7,6 +7,7 @@ connection, and never ack a delivery tag from an older connection (`Delivery.gen
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import functools
 import threading
 import time
@@ -30,6 +31,7 @@ from worker.allowlist import allowed_for
 from worker.batch import BatchResult, Processor
 from worker.broker import ConfirmingPublisher, OutMessage, PublishFailed, connect
 from worker.config import Settings
+from worker.db.repository import prune_processed
 from worker.deadletter import dead_letter
 from worker.delivery import Delivery
 from worker.observe import NullObserver, Observer
@@ -40,6 +42,7 @@ log = structlog.get_logger("entity_sync.worker")
 # The database is unreachable (retry the same batch later) as opposed to refusing one row.
 OUTAGE_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError)
 RELAY_EVERY_SECONDS = 5.0
+PRUNE_EVERY_SECONDS = 600.0
 
 
 @dataclass
@@ -83,6 +86,7 @@ class Worker:
         self._generation = 0
         self._last_relay = 0.0
         self._pending: _Pending | None = None
+        self._last_prune = 0.0
         self._policies = {q: retry.policy_for(settings, q) for q in queues}
         self._allowed = {q: allowed_for(settings, q) for q in queues}
         self._delays = retry.delay_queues(settings)
@@ -242,6 +246,7 @@ class Worker:
                 elif not buffer:
                     self._settle(conn, channel, publisher)
                     self._relay(publisher)
+                    self._prune()
                     if mover is not None:
                         mover.move_due()
                     if until_idle is not None and now - last_message >= until_idle:
@@ -401,6 +406,22 @@ class Worker:
         else:
             for delivery in current:
                 delivery.raw.ack()
+
+    def _prune(self) -> None:
+        """When idle, now and then: forget event ids older than the retention."""
+        now = time.monotonic()
+        if now - self._last_prune < PRUNE_EVERY_SECONDS:
+            return
+        self._last_prune = now
+        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=self.settings.processed_retention_days)
+        try:
+            with self.engine.begin() as conn:
+                pruned = prune_processed(conn, cutoff)
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("pruning processed event ids skipped", error=str(exc)[:200])
+            return
+        if pruned:
+            log.info("pruned processed event ids", count=pruned)
 
     def _relay(self, publisher: ConfirmingPublisher, *, force: bool = False) -> None:
         """Publish outbox rows a dead worker left behind (older than the relay age)."""

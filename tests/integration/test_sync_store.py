@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from pathlib import Path
-
-import pytest
 
 from schemas.inputs import SyncRequest
 from worker.db import migrate
@@ -14,16 +10,8 @@ from worker.db.engine import create_engine
 from worker.db.sync_store import DbSyncLocks, DbSyncStore
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.db'}"
-    make: Callable[[], str] = request.getfixturevalue("new_database_url")
-    return make()
-
-
-def test_one_holder_at_a_time_and_expired_locks_are_taken_over(db_url: str) -> None:
-    engine = create_engine(db_url)
+def test_one_holder_at_a_time_and_expired_locks_are_taken_over(state_db_url: str) -> None:
+    engine = create_engine(state_db_url)
     migrate.upgrade(engine)
     first, second = DbSyncLocks(engine), DbSyncLocks(engine)  # two workers
     assert first.try_acquire("billing_account:a", ttl_seconds=60)
@@ -36,8 +24,8 @@ def test_one_holder_at_a_time_and_expired_locks_are_taken_over(db_url: str) -> N
     engine.dispose()
 
 
-def test_sessions_are_kept_then_pruned(db_url: str) -> None:
-    engine = create_engine(db_url)
+def test_sessions_are_kept_then_pruned(state_db_url: str) -> None:
+    engine = create_engine(state_db_url)
     migrate.upgrade(engine)
     store = DbSyncStore(engine, retention_days=7)
     now = dt.datetime.now(dt.UTC)

@@ -308,3 +308,11 @@ def mark_processed(conn: Connection, items: list[tuple[str, str]]) -> None:
         [{"event_id": e, "queue": q, "processed_at": now} for e, q in items],
         on_conflict="ignore",
     )
+
+
+def prune_processed(conn: Connection, older_than: dt.datetime, limit: int = 10_000) -> int:
+    """Forget event ids processed before `older_than` (a chunk at a time); returns how many."""
+    col = t.processed_events.c
+    oldest = sa.select(col.event_id).where(col.processed_at < older_than).limit(limit)
+    result = conn.execute(t.processed_events.delete().where(col.event_id.in_(oldest)))
+    return int(result.rowcount or 0)
