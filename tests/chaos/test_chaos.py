@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +32,7 @@ import sqlalchemy as sa
 
 from tests.chaos.conftest import PrivatePostgres, PrivateRabbit
 from tests.support.amqp import pika_params
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.chaos
 
@@ -197,22 +198,6 @@ class WorkerProcess:
         return self.proc.wait(timeout=60)
 
 
-def wait_until(
-    condition: Callable[[], bool],
-    timeout: float,
-    what: str,
-    on_timeout: Callable[[], None] | None = None,
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    if on_timeout is not None:
-        on_timeout()
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 @dataclass
 class Run:
     name: str
@@ -281,7 +266,7 @@ def chaos_run(
     run = Run(name, rabbit, database_url, prefix, worker, engine)
     worker.start()
     try:
-        wait_until(
+        wait_for(
             lambda: run.depth(f"{prefix}.entity-admin") is not None,
             60,
             "the worker's topology",
@@ -296,7 +281,7 @@ def chaos_run(
             ch.queue_bind(f"{prefix}.entity-admin", f"{prefix}.in", "entity.*")
         admin = _admin()
         run.publish([(rk, orjson.dumps(b), b["event_id"]) for rk, b in admin])
-        wait_until(lambda: run.processed() == len(admin), 60, "the admin events applied")
+        wait_for(lambda: run.processed() == len(admin), 60, "the admin events applied")
         yield run
     finally:
         if worker.proc is not None and worker.proc.poll() is None:
@@ -333,7 +318,7 @@ def finish_and_check(
             and run.depth(f"{prefix}.object-shared") == 0
         )
 
-    wait_until(
+    wait_for(
         done,
         timeout,
         f"{run.name}: all events handled",
@@ -431,7 +416,7 @@ def test_rabbitmq_restart_in_the_middle(
         run.plan = plan(4_000, seed=11)
         run.publish(run.plan.messages)
         total = len(_admin()) + len(run.plan.valid_ids)
-        wait_until(lambda: run.processed() > total // 5, 120, "a fifth processed")
+        wait_for(lambda: run.processed() > total // 5, 120, "a fifth processed")
         assert run.processed() < total, "the restart happens in the middle of the run"
         private_rabbit.restart()
         finish_and_check(run, 0, capsys)
@@ -447,7 +432,7 @@ def test_postgresql_stopped_for_10_seconds(
         run.plan = plan(4_000, seed=12)
         run.publish(run.plan.messages)
         total = len(_admin()) + len(run.plan.valid_ids)
-        wait_until(lambda: run.processed() > total // 5, 120, "a fifth processed")
+        wait_for(lambda: run.processed() > total // 5, 120, "a fifth processed")
         assert run.processed() < total, "the outage happens in the middle of the run"
         private_pg.stop()
         time.sleep(10)  # the outage itself

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.waiting import wait_for
 from worker.bootstrap import App, build
 from worker.config import Settings
 from worker.health import HealthServer, Readiness
@@ -110,7 +110,7 @@ def live_worker(settings: Settings, *, consume: bool = True) -> Iterator[LiveWor
     with metrics, server:
         if consume:
             thread.start()
-            wait_until(lambda: app.is_ready() or bool(errors), 30, "the worker to consume")
+            wait_for(lambda: app.is_ready() or bool(errors), 30, "the worker to consume")
             if errors:
                 raise errors[0]
         try:
@@ -121,12 +121,3 @@ def live_worker(settings: Settings, *, consume: bool = True) -> Iterator[LiveWor
             app.close()
     if errors:
         raise errors[0]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll `condition` until it holds, failing at the deadline."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)

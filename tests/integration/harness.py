@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from schemas.outputs import ShareException, TargetUpdate
 from tests.support import scenario as sc
-from tests.support.amqp import Received, wait_for
+from tests.support.amqp import Received
+from tests.support.waiting import wait_for
 from worker.bootstrap import App
 from worker.db import tables as t
 

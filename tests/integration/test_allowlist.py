@@ -11,8 +11,9 @@ import pytest
 
 from tests.integration.harness import processed
 from tests.support import scenario as sc
-from tests.support.amqp import PikaPublisher, collect, pika_params, wait_for
+from tests.support.amqp import PikaPublisher, collect, pika_params
 from tests.support.runner import running_worker, settings_for
+from tests.support.waiting import wait_for
 
 
 def _ctl(*args: str) -> None:

@@ -14,8 +14,9 @@ from kombu.connection import Connection
 
 from tests.integration.harness import processed
 from tests.support import scenario as sc
-from tests.support.amqp import PikaPublisher, kombu_publish, queue_depth, wait_for
+from tests.support.amqp import PikaPublisher, kombu_publish, queue_depth
 from tests.support.runner import running_worker, settings_for
+from tests.support.waiting import wait_for
 from worker import dlq as core
 from worker.cli.main import cli
 from worker.config import Settings

@@ -8,9 +8,10 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from prometheus_client import CollectorRegistry
 
-from tests.deploy.live import live_worker, wait_until
+from tests.deploy.live import live_worker
 from tests.support.amqp import PikaPublisher, queue_depth
 from tests.support.runner import settings_for
+from tests.support.waiting import wait_for
 from worker.cli.main import cli
 from worker.db.engine import create_engine
 from worker.health import HealthServer, Readiness
@@ -91,7 +92,7 @@ def test_status_reports_queues_consumers_dead_letters_and_outbox(
         publisher.publish("object.shared.product", b"{not json")
         publisher.close()
         dlq = Names.dlq(names.object_shared)
-        wait_until(lambda: queue_depth(broker_url, dlq) == 1, 30, "the dead letter")
+        wait_for(lambda: queue_depth(broker_url, dlq) == 1, 30, "the dead letter")
         result = CliRunner().invoke(cli, ["status", "--json"], env=env)
         assert result.exit_code == 0, result.output
         report = orjson.loads(result.output)

@@ -10,8 +10,9 @@ from sqlalchemy.engine import Engine
 
 from tests.integration.harness import processed
 from tests.support import scenario as sc
-from tests.support.amqp import PikaPublisher, wait_for
+from tests.support.amqp import PikaPublisher
 from tests.support.runner import running_worker, settings_for
+from tests.support.waiting import wait_for
 from worker.db.engine import create_engine, lock_state
 
 HEARTBEAT = 2  # seconds; RabbitMQ drops a silent connection after about two of them

@@ -11,10 +11,11 @@ import pytest
 from handlers.sync.memory import InMemorySyncLocks, InMemorySyncStore
 from handlers.sync.service import SyncService
 from sandbox import start_billing_sandbox, start_crm_sandbox
-from tests.deploy.live import Scrape, live_worker, wait_until
+from tests.deploy.live import Scrape, live_worker
 from tests.support import scenario as sc
 from tests.support.amqp import PikaPublisher, bind_output_queue, drain, queue_depth
 from tests.support.runner import settings_for
+from tests.support.waiting import wait_for
 from worker.topology import Names
 
 pytestmark = pytest.mark.integration
@@ -80,10 +81,8 @@ def test_a_live_scrape_shows_every_metric_moving(
             return scrape.value("entity_sync_messages_acked_total")
 
         # The orphan is delivered twice (first attempt, then the retry after 1 s).
-        wait_until(lambda: acked(live.scrape()) >= total + 1, 60, "every delivery acked")
-        wait_until(
-            lambda: queue_depth(broker_url, Names.dlq(object_q)) == 2, 30, "two dead letters"
-        )
+        wait_for(lambda: acked(live.scrape()) >= total + 1, 60, "every delivery acked")
+        wait_for(lambda: queue_depth(broker_url, Names.dlq(object_q)) == 2, 30, "two dead letters")
         after = live.scrape()
 
         n_admin = len(sc.admin_phase())

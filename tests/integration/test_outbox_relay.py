@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from handlers.sharing.model import Output
-from tests.support.amqp import bind_output_queue, collect, wait_for
+from tests.support.amqp import bind_output_queue, collect
 from tests.support.runner import running_worker, settings_for
+from tests.support.waiting import wait_for
 from worker import outbox
 from worker.bootstrap import build
 from worker.broker import connect

@@ -15,9 +15,10 @@ from click.testing import CliRunner
 from sandbox import start_billing_sandbox, start_crm_sandbox
 from sandbox.seed import load_seed
 from schemas.outputs import SyncCompleted
-from tests.support.amqp import PikaPublisher, bind_output_queue, collect, wait_for
+from tests.support.amqp import PikaPublisher, bind_output_queue, collect
 from tests.support.runner import running_app, settings_for
 from tests.support.scenario import entity
+from tests.support.waiting import wait_for
 from worker.cli.main import cli
 from worker.db import tables as t
 

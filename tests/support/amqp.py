@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,19 +136,3 @@ def collect(url: str, queue: str, count: int, timeout: float = 60.0) -> list[Rec
             time.sleep(0.05)
     assert len(got) >= count, f"{queue}: expected {count} messages, got {len(got)}"
     return got
-
-
-def wait_for(
-    condition: Callable[[], bool],
-    timeout: float = 30.0,
-    what: str = "condition",
-    status: Callable[[], object] | None = None,
-) -> None:
-    """Poll `condition` until true; on timeout, fail naming `what` and the last `status()`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    seen = f" (last status: {status()})" if status is not None else ""
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}{seen}")
