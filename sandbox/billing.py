@@ -18,7 +18,6 @@ from sandbox.server import (
     SANDBOX_USER,
     Faults,
     SandboxHandle,
-    SandboxServer,
     SessionBook,
 )
 from sandbox.soap import XSI, Request, SoapFault, child_text, envelope, fault_envelope
@@ -226,7 +225,6 @@ def start_billing_sandbox(
         seed, username=username, password=password, page_size=page_size, entities=entities,
         faults=faults,
     )  # fmt: skip
-    server = SandboxServer(state.dispatch, render_fault, faults, host=host, port=port)
-    if background:
-        server.start()
-    return BillingSandboxHandle(state, server)
+    return BillingSandboxHandle.serve(
+        state, render_fault, host=host, port=port, background=background
+    )

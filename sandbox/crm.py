@@ -20,7 +20,6 @@ from sandbox.server import (
     SANDBOX_USER,
     Faults,
     SandboxHandle,
-    SandboxServer,
     SessionBook,
 )
 from sandbox.soap import XSI, Request, SoapFault, child_text, children, envelope, fault_envelope
@@ -306,7 +305,4 @@ def start_crm_sandbox(
         seed, username=username, password=password, page_size=page_size, lock_rate=lock_rate,
         faults=faults,
     )  # fmt: skip
-    server = SandboxServer(state.dispatch, render_fault, faults, host=host, port=port)
-    if background:
-        server.start()
-    return CrmSandboxHandle(state, server)
+    return CrmSandboxHandle.serve(state, render_fault, host=host, port=port, background=background)

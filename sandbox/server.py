@@ -225,6 +225,8 @@ class SandboxState(Protocol):
     faults: Faults
     sessions: SessionBook
 
+    def dispatch(self, request: Request, base_url: str) -> bytes: ...
+
 
 StateT = TypeVar("StateT", bound=SandboxState)
 
@@ -235,6 +237,16 @@ class SandboxHandle(Generic[StateT]):
     def __init__(self, state: StateT, server: SandboxServer) -> None:
         self.state = state
         self.server = server
+
+    @classmethod
+    def serve(
+        cls, state: StateT, render_fault: RenderFault, *, host: str, port: int, background: bool
+    ) -> Self:
+        """Put `state` behind an HTTP server, started in a thread unless `background` is False."""
+        server = SandboxServer(state.dispatch, render_fault, state.faults, host=host, port=port)
+        if background:
+            server.start()
+        return cls(state, server)
 
     @property
     def url(self) -> str:
