@@ -18,7 +18,7 @@ import structlog
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 
-from handlers.errors import PermanentError, TransientError
+from handlers.errors import EntitySyncError, PermanentError
 from handlers.sharing import service
 from handlers.sharing.model import Decision, Outcome, Output
 from handlers.sharing.service import SharingContext
@@ -69,15 +69,31 @@ class BatchResult:
         self.exceptions.update(other.exceptions)
 
 
-@dataclass(slots=True)
-class _Failure:
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why one delivery failed, with the exception type kept (no parsing it back from text)."""
+
     reason: str
     message: str
     permanent: bool
+    exception_type: str
+
+    @classmethod
+    def of(cls, exc: BaseException) -> Failure:
+        """By the error tree: permanent errors and refused rows dead-letter now, the rest retry."""
+        kind = type(exc).__name__
+        if isinstance(exc, PermanentError):
+            return cls(exc.reason, exc.message, True, kind)
+        if isinstance(exc, EntitySyncError):
+            return cls(exc.reason, exc.message, False, kind)
+        text = str(exc).splitlines()[0][:500] if str(exc) else kind
+        if isinstance(exc, sa.exc.DBAPIError):  # the database refuses this row: it never will
+            return cls("storage_rejected", text, True, kind)
+        return cls("unexpected_error", f"{kind}: {text}", False, kind)
 
 
 class _Rerun(Exception):
-    def __init__(self, index: int, failure: _Failure) -> None:
+    def __init__(self, index: int, failure: Failure) -> None:
         self.index = index
         self.failure = failure
 
@@ -91,7 +107,7 @@ def _context_of(model: BaseModel) -> dict[str, Any]:
     return ctx
 
 
-def _rejected_decision(model: BaseModel, failure: _Failure) -> Decision:
+def _rejected_decision(model: BaseModel, failure: Failure) -> Decision:
     target = getattr(model, "target_entity", None) or getattr(model, "entity_id", None)
     return Decision(
         cause_event_id=str(getattr(model, "event_id", "")),
@@ -135,7 +151,7 @@ class BatchProcessor:
             env for d in deliveries if (env := admit(d, self.max_body_bytes, result)) is not None
         ]
         if envelopes:
-            failed: dict[int, _Failure] = {}
+            failed: dict[int, Failure] = {}
             while True:
                 attempt = BatchResult()
                 try:
@@ -150,7 +166,7 @@ class BatchProcessor:
         return result
 
     def _transaction(
-        self, envelopes: list[Envelope], failed: dict[int, _Failure], result: BatchResult
+        self, envelopes: list[Envelope], failed: dict[int, Failure], result: BatchResult
     ) -> None:
         with self.engine.begin() as conn:
             lock_state(conn)
@@ -179,7 +195,7 @@ class BatchProcessor:
                         continue
                     if failure.permanent:
                         state.record(_rejected_decision(env.model, failure))
-                    self._fail(result, env.delivery, failure)
+                    fail_into(result, env.delivery, failure, self.max_attempts)
             repo.flush_state(conn, state)
             repo.mark_processed(conn, applied)
             messages = outbox.store(conn, outputs, self.out_exchange)
@@ -193,20 +209,16 @@ class BatchProcessor:
 
     def _apply(
         self, index: int, env: Envelope, state: SharingState, outputs: list[Output]
-    ) -> _Failure | None:
-        handler = HANDLERS[type(env.model)]
+    ) -> Failure | None:
         writes_before = state.writes
         try:
-            outcome = handler(state, env.model, self.context)
-        except PermanentError as exc:
-            failure = _Failure(exc.reason, exc.message, permanent=True)
-        except TransientError as exc:
-            failure = _Failure(exc.reason, exc.message, permanent=False)
+            outcome = HANDLERS[type(env.model)](state, env.model, self.context)
         except sa.exc.SQLAlchemyError:
             raise  # the database, not this event: the whole batch waits
-        except Exception as exc:
-            log.exception("handler failed")
-            failure = _Failure("unexpected_error", f"{type(exc).__name__}: {exc}", permanent=False)
+        except Exception as exc:  # the error tree decides; nothing ends the worker
+            if not isinstance(exc, EntitySyncError):
+                log.exception("handler failed")
+            failure = Failure.of(exc)
         else:
             outputs.extend(outcome.outputs)
             log.debug("event applied", outputs=len(outcome.outputs))
@@ -215,21 +227,22 @@ class BatchProcessor:
             raise _Rerun(index, failure)
         return failure
 
-    def _fail(self, result: BatchResult, delivery: Delivery, failure: _Failure) -> None:
-        policy = delivery.policy or retry.QueuePolicy(
-            max_attempts=self.max_attempts, delays=retry.QueuePolicy().delays
-        )
-        kind = retry.exception_type(failure.reason, failure.message, permanent=failure.permanent)
-        delay = policy.decide(delivery.attempts, permanent=failure.permanent)
-        if delay is None:
-            dead_letter_into(result, delivery, failure.reason, failure.message, kind)
-            return
-        log.info("retrying", reason=failure.reason, attempts=delivery.attempts + 1, delay=delay)
-        result.publish.append(
-            deadletter.retry(delivery, failure.reason, failure.message, delay, kind)
-        )
-        result.fates["retried"] += 1
-        result.retries[(delivery.queue, failure.reason)] += 1
+
+def fail_into(result: BatchResult, delivery: Delivery, failure: Failure, max_attempts: int) -> None:
+    """Retry `delivery` after its queue's delay, or dead-letter it (permanent or exhausted)."""
+    policy = delivery.policy or retry.QueuePolicy(
+        max_attempts=max_attempts, delays=retry.QueuePolicy().delays
+    )
+    delay = policy.decide(delivery.attempts, permanent=failure.permanent)
+    if delay is None:
+        dead_letter_into(result, delivery, failure.reason, failure.message, failure.exception_type)
+        return
+    log.info("retrying", reason=failure.reason, attempts=delivery.attempts + 1, delay=delay)
+    result.publish.append(
+        deadletter.retry(delivery, failure.reason, failure.message, delay, failure.exception_type)
+    )
+    result.fates["retried"] += 1
+    result.retries[(delivery.queue, failure.reason)] += 1
 
 
 def dead_letter_into(

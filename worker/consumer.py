@@ -28,12 +28,12 @@ from sqlalchemy.engine import Engine
 from handlers.errors import ConfigurationError
 from worker import outbox, retry
 from worker.allowlist import allowed_for
-from worker.batch import BatchResult, Processor
+from worker.batch import BatchResult, Failure, Processor, fail_into
 from worker.broker import ConfirmingPublisher, OutMessage, PublishFailed, connect
 from worker.config import Settings
 from worker.db.repository import prune_processed
-from worker.deadletter import dead_letter
 from worker.delivery import Delivery
+from worker.envelope import kinds_by_queue
 from worker.observe import NullObserver, Observer
 from worker.topology import Names, declare, is_rabbitmq, retry_queues
 
@@ -89,6 +89,7 @@ class Worker:
         self._last_prune = 0.0
         self._policies = {q: retry.policy_for(settings, q) for q in queues}
         self._allowed = {q: allowed_for(settings, q) for q in queues}
+        self._accepts = kinds_by_queue(self.names)
         self._delays = retry.delay_queues(settings)
 
     def stop(self, *_: Any) -> None:
@@ -288,6 +289,7 @@ class Worker:
                 raw=message,
                 policy=self._policies.get(queue),
                 allowed_publishers=self._allowed.get(queue),
+                accepts=self._accepts.get(queue),
             )
         )
 
@@ -372,19 +374,19 @@ class Worker:
                 if self.should_stop:
                     return None
                 delay = min(delay * 2, self.settings.db_retry_max_seconds)
-            except sa.exc.DBAPIError as exc:
+            except Exception as exc:  # one delivery must not end the worker
+                # A row the database refuses, or a bug a message runs into: find the delivery
+                # and give it its fate by the error tree; the rest of the batch goes on.
+                if not isinstance(exc, sa.exc.DBAPIError):
+                    log.exception("batch failed; handling its deliveries one by one")
                 return self._isolate(conn, batch, exc)
 
     def _isolate(self, conn: Connection, batch: list[Delivery], exc: Exception) -> BatchResult:
-        """The database refused some row: run the deliveries one by one to find which."""
+        """Run the deliveries of a failed batch one by one; the one that fails alone gets the
+        failure's fate (retry or dead letter), the others are handled as usual."""
         if len(batch) == 1:
-            message = str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__
             result = BatchResult()
-            result.publish.append(
-                dead_letter(batch[0], "storage_rejected", message, type(exc).__name__)
-            )
-            result.fates["dead_lettered"] += 1
-            result.dead_letters[(batch[0].queue, "storage_rejected")] += 1
+            fail_into(result, batch[0], Failure.of(exc), self.settings.max_attempts)
             return result
         merged = BatchResult()
         for delivery in batch:

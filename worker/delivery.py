@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from worker.retry import QueuePolicy
 
 
@@ -21,9 +23,11 @@ class Delivery:
     generation: int = 0  # connection generation: never ack a tag from an older channel
     raw: Any = None  # the transport's message object, for transports that ack per message
     # The queue's settings, attached by the consumer: retry policy (None: the processor's
-    # default) and the AMQP user_ids allowed to publish to it (None: anyone).
+    # default), the AMQP user_ids allowed to publish to it (None: anyone) and the message kinds
+    # that belong in it (None: any kind; anything else is dead-lettered as `wrong_queue`).
     policy: QueuePolicy | None = None
     allowed_publishers: frozenset[str] | None = None
+    accepts: frozenset[type[BaseModel]] | None = None
 
     @property
     def original_routing_key(self) -> str:

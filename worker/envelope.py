@@ -1,6 +1,9 @@
 """Decode and validate a delivery into a contract model, or say why it is poison.
 
-The only place that turns bytes into messages: size, UTF-8, JSON, routing key, schema.
+The only place that turns bytes into messages: size, UTF-8, JSON, routing key, queue, schema.
+The routing key (or, for a message that came back through the default exchange, its
+`x-original-routing-key` header) names the kind; the kind must belong to the queue the message
+was taken from, whatever its headers say, so no handler ever sees a kind it has no rule for.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from schemas.inputs import ADMIN_MODELS, ObjectShared, SyncRequest
 from worker.delivery import Delivery
+from worker.topology import Names
 
 
 @dataclass(slots=True)
@@ -26,6 +30,15 @@ class Poison:
     delivery: Delivery
     reason: str
     message: str
+
+
+def kinds_by_queue(names: Names) -> dict[str, frozenset[type[BaseModel]]]:
+    """Input queue -> the message kinds that belong in it (its binding on the in exchange)."""
+    return {
+        names.sync_request: frozenset({SyncRequest}),
+        names.object_shared: frozenset({ObjectShared}),
+        names.entity_admin: frozenset(ADMIN_MODELS.values()),
+    }
 
 
 def _model_for(routing_key: str) -> type[BaseModel] | None:
@@ -63,6 +76,12 @@ def decode(delivery: Delivery, max_body_bytes: int) -> Envelope | Poison:
     model = _model_for(routing_key)
     if model is None:
         return Poison(delivery, "unknown_routing_key", f"no message kind for {routing_key[:255]!r}")
+    if delivery.accepts is not None and model not in delivery.accepts:
+        return Poison(
+            delivery,
+            "wrong_queue",
+            f"a {routing_key[:255]!r} message does not belong in queue {delivery.queue!r}",
+        )
     if not isinstance(data, dict):
         return Poison(delivery, "schema_invalid", "body must be a JSON object")
     try:

@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 
 from handlers.soap import timing
 from handlers.sync import service as sync_service
+from schemas import reasons
 from worker import outbox
 from worker.retry import delay_queues
 from worker.topology import Names
@@ -281,10 +282,17 @@ class Metrics:
         for service, operations in SOAP_OPERATIONS.items():
             for operation in operations:
                 self.soap_seconds.labels(service, operation, "ok")
+        for reason in reasons.SHARE_EXCEPTION:
+            self.share_exceptions.labels(reason)
         if settings is not None:
             for queue in Names(settings.prefix).bindings():
                 self.consumed.labels(queue)
                 self.acked.labels(queue)
+                self.critical.labels(queue)
+                for reason in reasons.DEAD_LETTER:
+                    self.dead_lettered.labels(queue, reason)
+                for reason in reasons.TRANSIENT:
+                    self.retried.labels(queue, reason)
         if process_metrics:
             from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 

@@ -95,15 +95,6 @@ def delay_queues(settings: Settings) -> dict[str, tuple[int, ...]]:
     return out
 
 
-def exception_type(reason: str, message: str, *, permanent: bool) -> str:
-    """Best name of the exception class behind a failure recorded as (reason, message)."""
-    if reason == "unexpected_error":
-        head = message.split(":", 1)[0].strip()
-        if head.isidentifier():
-            return head
-    return "Rejected" if permanent else "RetryLater"
-
-
 class EmbeddedRetryMover:
     """Moves due retries from the embedded broker's delay queues back to their source queue.
 

@@ -302,6 +302,41 @@ def _drain(url: str, queue: str) -> list[tuple[dict[str, Any], str | None, bytes
     return out
 
 
+def _peek(url: str, queue: str) -> list[tuple[dict[str, Any], str | None]] | None:
+    """(headers, message id) of every message in `queue`, all left in place; None if down."""
+    try:
+        with pika.BlockingConnection(pika_params(url)) as conn:
+            ch = conn.channel()
+            total = ch.queue_declare(queue, passive=True).method.message_count
+            out: list[tuple[dict[str, Any], str | None]] = []
+            while len(out) < total:
+                method, props, _ = ch.basic_get(queue, auto_ack=False)
+                if method is None:
+                    break
+                out.append((dict(props.headers or {}), props.message_id))
+            return out  # unacked: back in the queue when the channel closes
+    except Exception:  # noqa: BLE001 - broker restarting or queue not declared yet
+        return None
+
+
+def dlq_report(letters: list[tuple[dict[str, Any], str | None]], poison: dict[str, str]) -> str:
+    """The DLQ by message id: reason, attempts and copies of each, and what should not be there."""
+    copies = Counter(mid for _, mid in letters)
+    lines = [f"dlq: {len(letters)} message(s), {len(copies)} id(s)"]
+    for headers, mid in letters:
+        mark = "" if mid in poison else "  <- not poison"
+        if copies[mid] > 1 or mid not in poison:
+            lines.append(
+                f"  {mid} x-error-type={headers.get('x-error-type')} "
+                f"x-attempts={headers.get('x-attempts')} x-error-pid={headers.get('x-error-pid')} "
+                f"copies={copies[mid]}{mark}"
+            )
+    missing = sorted(set(poison) - set(copies))
+    if missing:
+        lines.append(f"  poison not dead-lettered: {missing}")
+    return "\n".join(lines)
+
+
 def finish_and_check(
     run: Run, kills: int, capsys: pytest.CaptureFixture[str], timeout: float = 240
 ) -> None:
@@ -309,31 +344,34 @@ def finish_and_check(
     plan = run.plan
     assert plan is not None
     prefix = run.prefix
+    dlq = f"{prefix}.object-shared.dlq"
 
     def done() -> bool:
-        return (
+        if not (
             run.processed() == len(_admin()) + len(plan.valid_ids)
             and run.count("outbox") == 0
-            and run.depth(f"{prefix}.object-shared.dlq") == len(plan.poison)
             and run.depth(f"{prefix}.object-shared") == 0
+        ):
+            return False
+        letters = _peek(run.rabbit.url, dlq)
+        return letters is not None and {mid for _, mid in letters} == set(plan.poison)
+
+    def seen() -> None:
+        letters = _peek(run.rabbit.url, dlq)
+        print(  # noqa: T201 - what the test saw, on timeout
+            f"processed {run.processed()} of {len(_admin()) + len(plan.valid_ids)}, "
+            f"outbox {run.count('outbox')}, queue {run.depth(f'{prefix}.object-shared')}\n"
+            + (dlq_report(letters, plan.poison) if letters is not None else "dlq: unreadable")
+            + "\n"
+            + run.worker.log.read_text()[-3000:]
         )
 
-    wait_for(
-        done,
-        timeout,
-        f"{run.name}: all events handled",
-        lambda: print(  # noqa: T201
-            "processed",
-            run.processed(),
-            "of",
-            len(_admin()) + len(plan.valid_ids),
-            "outbox",
-            run.count("outbox"),
-            "dlq",
-            run.depth(f"{prefix}.object-shared.dlq"),
-            run.worker.log.read_text()[-3000:],
-        ),
-    )
+    wait_for(done, timeout, f"{run.name}: all events handled", on_timeout=seen)
+    dlq_letters = _peek(run.rabbit.url, dlq) or []
+    dlq_copies = len(dlq_letters) - len({mid for _, mid in dlq_letters})
+    if dlq_copies:
+        with capsys.disabled():
+            print("\n" + dlq_report(dlq_letters, plan.poison), flush=True)  # noqa: T201
     assert run.worker.stop() == 0, "SIGTERM ends the worker cleanly"
 
     outputs = _drain(run.rabbit.url, f"{prefix}.test-out")
@@ -361,7 +399,7 @@ def finish_and_check(
                 lost += 1
     assert len(held) == len(plan.final) * len(TARGETS), "no copies beyond the model"
 
-    dead = _drain(run.rabbit.url, f"{prefix}.object-shared.dlq")
+    dead = _drain(run.rabbit.url, dlq)
     got = {mid: h.get("x-error-type") for h, mid, _ in dead}
     missing_poison = len(set(plan.poison) - set(got))
     lost += missing_poison
@@ -369,7 +407,7 @@ def finish_and_check(
     with capsys.disabled():
         print(  # noqa: T201 - the summary line CI logs show
             f"\nchaos {run.name}: events={events} kills={kills} duplicates={duplicates} "
-            f"lost={lost}",
+            f"dlq_copies={dlq_copies} lost={lost}",
             flush=True,
         )
     assert got == plan.poison, "exactly the poison messages are dead-lettered, each with its reason"
@@ -388,7 +426,9 @@ def test_kill_minus_9_at_random_moments(
     with chaos_run("kill9", private_rabbit, private_pg, tmp_path) as run:
         run.plan = plan(10_000, seed=rng.randrange(10**6))
         publisher = threading.Thread(
-            target=run.publish, args=(run.plan.messages, 500.0), daemon=True
+            target=run.publish,
+            args=(run.plan.messages, float(os.environ.get("CHAOS_PUBLISH_RATE", "500"))),
+            daemon=True,
         )
         publisher.start()
         total = len(_admin()) + len(run.plan.valid_ids)

@@ -11,6 +11,7 @@ from pathlib import Path
 from worker.bootstrap import App, build
 from worker.config import Settings
 from worker.consumer import Worker
+from worker.observe import Observer
 
 
 def settings_for(
@@ -64,11 +65,13 @@ def _background(
 
 
 @contextmanager
-def running_worker(settings: Settings) -> Iterator[tuple[App, Worker]]:
+def running_worker(
+    settings: Settings, observer: Observer | None = None
+) -> Iterator[tuple[App, Worker]]:
     """The sharing consumer alone."""
     app = build(settings)
     app.upgrade_database()
-    worker = app.sharing_worker()
+    worker = app.sharing_worker(observer)
     try:
         with _background(worker.run, worker.ready.is_set, worker.stop, "entity-sync-worker"):
             yield app, worker

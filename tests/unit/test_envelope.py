@@ -5,9 +5,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from schemas.inputs import EntityControl, ObjectShared
+from schemas.inputs import ADMIN_MODELS, EntityControl, ObjectShared, SyncRequest
 from worker.delivery import Delivery
-from worker.envelope import Envelope, Poison, decode
+from worker.envelope import Envelope, Poison, decode, kinds_by_queue
+from worker.topology import Names
 
 GOOD = {
     "event_id": "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c04",
@@ -81,3 +82,29 @@ def test_the_original_routing_key_header_is_ignored_on_a_fresh_publish() -> None
         headers={"x-original-routing-key": "entity.control"},
     )
     assert isinstance(decode(forged, max_body_bytes=1024), Envelope)
+
+
+@pytest.mark.parametrize("header", ["sync.request", "object.shared.product", None])
+def test_a_kind_that_does_not_belong_in_the_queue_is_poison_whatever_the_header(
+    header: str | None,
+) -> None:
+    names = Names("p")
+    forged = Delivery(
+        queue=names.entity_admin,
+        routing_key=names.entity_admin,
+        exchange="",
+        body=orjson.dumps(GOOD),
+        headers={"x-original-routing-key": header} if header else {},
+        accepts=kinds_by_queue(names)[names.entity_admin],
+    )
+    result = decode(forged, max_body_bytes=10_000)
+    assert isinstance(result, Poison)
+    assert result.reason == ("wrong_queue" if header else "unknown_routing_key")
+
+
+def test_each_queue_takes_exactly_its_own_kinds() -> None:
+    names = Names("p")
+    kinds = kinds_by_queue(names)
+    assert kinds[names.object_shared] == {ObjectShared}
+    assert kinds[names.sync_request] == {SyncRequest}
+    assert kinds[names.entity_admin] == set(ADMIN_MODELS.values())

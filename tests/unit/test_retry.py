@@ -61,9 +61,3 @@ def test_rabbitmq_delay_queues_dead_letter_back_to_their_source_after_the_ttl() 
         "x-overflow": "reject-publish",
     }
     assert q30.queue_arguments["x-message-ttl"] == 30_000
-
-
-def test_exception_type_names_the_class_behind_a_failure() -> None:
-    assert retry.exception_type("unexpected_error", "KeyError: 'x'", permanent=False) == "KeyError"
-    assert retry.exception_type("not_global_source", "no", permanent=True) == "Rejected"
-    assert retry.exception_type("unknown_entity", "later", permanent=False) == "RetryLater"

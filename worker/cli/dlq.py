@@ -84,8 +84,10 @@ def dlq_list(queue: str | None) -> None:
     with _broker() as (conn, names):
         for name in core.resolve(names, queue):
             summary = core.summarize(name, core.browse(conn, name))
+            extra = summary.copies - summary.count
             click.echo(
                 f"{name}: {summary.count} message(s)"
+                + (f" ({extra} duplicate copies merged)" if extra else "")
                 + (f", oldest {summary.oldest}, newest {summary.newest}" if summary.count else "")
             )
             if summary.groups:
@@ -109,11 +111,12 @@ def dlq_show(queue: str | None, groups: tuple[str, ...], ids: tuple[str, ...], l
     shown = 0
     with _broker() as (conn, names):
         for name in core.resolve(names, queue):
-            for letter in core.browse(conn, name):
+            for letter in core.distinct(core.browse(conn, name)):
                 if not selection.matches(letter) or shown >= limit:
                     continue
                 shown += 1
-                click.echo(f"--- {name} id={letter.id} group={letter.group}")
+                copies = f" copies={letter.copies}" if letter.copies > 1 else ""
+                click.echo(f"--- {name} id={letter.id} group={letter.group}{copies}")
                 click.echo(f"routing key: {letter.routing_key}")
                 for key, value in sorted(letter.properties.items()):
                     if value is not None:
@@ -175,7 +178,10 @@ def _move(
                 )
             done += result.matched
             action = ("would " + verb) if dry_run else (verb + "ed").replace("eed", "ed")
-            click.echo(f"{name}: {action} {result.matched}, left {result.skipped} unselected")
+            merged = f", merged {result.merged} duplicate copies" if result.merged else ""
+            click.echo(
+                f"{name}: {action} {result.matched}, left {result.skipped} unselected{merged}"
+            )
     return done
 
 
@@ -263,10 +269,13 @@ def dlq_purge(
 def dlq_export(
     queue: str | None, groups: tuple[str, ...], ids: tuple[str, ...], output: IO[bytes]
 ) -> None:
-    """Write dead letters as JSON lines (headers, properties, body); all left in place."""
+    """Write dead letters as JSON lines (headers, properties, body); all left in place.
+
+    One line per message id; `copies` says how many copies of it the queue holds.
+    """
     selection = core.Selection(groups, ids)
     with _broker() as (conn, names):
         for name in core.resolve(names, queue):
-            for letter in core.browse(conn, name):
+            for letter in core.distinct(core.browse(conn, name)):
                 if selection.matches(letter):
                     output.write(orjson.dumps(letter.as_json(), default=str) + b"\n")

@@ -13,9 +13,11 @@ from rich.panel import Panel
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
-from worker import outbox
+from worker import dlq, outbox
+from worker.broker import connect
 from worker.cli.common import app_context, echo_json
 from worker.cli.main import cli
+from worker.config import Settings
 from worker.db import migrate
 from worker.metrics import queue_stats
 from worker.topology import Names
@@ -60,6 +62,7 @@ def status(as_json: bool, sessions: int) -> None:
                 for s in queue_stats(app.settings, Names(app.settings.prefix))
                 if s.messages is not None or s.kind != "retry"  # delay queues: RabbitMQ only
             ]
+            _count_failed(app.settings, report["queues"])
         except Exception as exc:  # noqa: BLE001 - shown as part of the report
             report["queues_error"] = _one_line(exc)
         report.update(_database_part(app.engine, sessions))
@@ -67,6 +70,23 @@ def status(as_json: bool, sessions: int) -> None:
         echo_json(report)
         return
     _render(report)
+
+
+def _count_failed(settings: Settings, queues: list[dict[str, Any]]) -> None:
+    """`failed` of each DLQ: distinct messages (ids), which after a crash between a dead
+    letter's publish and its ack can be fewer than the broker's message count."""
+    dlqs = [q for q in queues if q["kind"] == "dlq"]
+    if not any(q["messages"] for q in dlqs):
+        for q in dlqs:
+            q["failed"] = q["messages"]
+        return
+    conn = connect(settings)
+    try:
+        for q in dlqs:
+            letters = dlq.browse(conn, q["queue"]) if q["messages"] else []
+            q["failed"] = len(dlq.distinct(letters))
+    finally:
+        conn.release()
 
 
 def _database_part(engine: Engine, limit: int) -> dict[str, Any]:
@@ -138,6 +158,8 @@ def _render(report: dict[str, Any]) -> None:
         queues.add_column("consumers", justify="right")
         for q in report["queues"]:
             messages = "missing" if q["messages"] is None else str(q["messages"])
+            if q.get("failed") is not None and q["failed"] != q["messages"]:
+                messages = f"{q['failed']} ({q['messages']} copies)"
             style = "red" if q["kind"] == "dlq" and (q["messages"] or 0) > 0 else None
             queues.add_row(q["queue"], q["kind"], messages, _text(q["consumers"]), style=style)
         parts.append(queues)

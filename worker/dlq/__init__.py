@@ -10,6 +10,12 @@ each message either still in its DLQ or already moved; at worst (a crash between
 and the ack) a message is both replayed and still dead-lettered, and the worker's `event_id`
 dedupe makes a second replay of it harmless.
 
+One failure per message. A crash between a dead letter's publish and the ack of its delivery
+leaves two copies of that message in the DLQ (delivery is at least once). Every operation here
+keys dead letters by message id, as ServiceControl does: `list` and `status` count ids, `show`
+and `export` give each id once (with the number of copies), and `replay` and `purge` act once
+per id and take the extra copies out with it.
+
 Replay removes the failure and death headers (deadletter.FAILURE_HEADERS), so the message
 starts again with no attempts counted, and records who replayed it and when: headers
 `x-replayed-by`, `x-replayed-at`, `x-replayed-from`, `x-replay-count`, plus one log line
@@ -61,6 +67,7 @@ class DeadLetter:
     headers: dict[str, Any]
     properties: dict[str, Any]
     raw: Any = None
+    copies: int = 1  # physical copies of this message id in the queue (see the module doc)
 
     @property
     def id(self) -> str:
@@ -100,9 +107,8 @@ class DeadLetter:
 
     @property
     def original_queue(self) -> str:
-        value = self.headers.get("x-original-queue")
-        if isinstance(value, str) and value:
-            return value
+        # From the DLQ's own name, never from a header: a publisher can write any header, and
+        # a replay must not be steered into a queue of its choosing.
         return self.queue.removesuffix(".dlq")
 
     def as_json(self) -> dict[str, Any]:
@@ -116,6 +122,7 @@ class DeadLetter:
             "id": self.id,
             "group": self.group,
             "routing_key": self.routing_key,
+            "copies": self.copies,
             "headers": self.headers,
             "properties": {k: v for k, v in self.properties.items() if v is not None},
         }
@@ -143,8 +150,9 @@ class Group:
 @dataclass
 class Summary:
     queue: str
-    count: int
+    count: int  # distinct messages (ids)
     groups: list[Group] = field(default_factory=list)
+    copies: int = 0  # physical messages in the queue, extra copies of an id included
     oldest: str = ""
     newest: str = ""
 
@@ -166,9 +174,10 @@ class Selection:
 
 @dataclass
 class MoveResult:
-    matched: int = 0
+    matched: int = 0  # distinct messages selected
     moved: int = 0
     skipped: int = 0
+    merged: int = 0  # extra copies of a moved id taken out with it
     moved_ids: list[str] = field(default_factory=list)
 
 
@@ -256,9 +265,21 @@ def browse(conn: Connection, queue: str, limit: int | None = None) -> list[DeadL
         reader.close()
 
 
+def distinct(letters: Sequence[DeadLetter]) -> list[DeadLetter]:
+    """One letter per message id, the first in queue order, with `copies` counted."""
+    first: dict[str, DeadLetter] = {}
+    for letter in letters:
+        kept = first.setdefault(letter.id, letter)
+        if kept is not letter:
+            kept.copies += 1
+    return list(first.values())
+
+
 def summarize(queue: str, letters: Sequence[DeadLetter]) -> Summary:
     counts: Counter[tuple[str, str]] = Counter()
     examples: dict[tuple[str, str], str] = {}
+    physical = len(letters)
+    letters = distinct(letters)
     for letter in letters:
         key = (letter.error_type, letter.fingerprint)
         counts[key] += 1
@@ -270,6 +291,7 @@ def summarize(queue: str, letters: Sequence[DeadLetter]) -> Summary:
         groups=[Group(e, f, n, examples[(e, f)]) for (e, f), n in counts.most_common()],
         oldest=times[0] if times else "",
         newest=times[-1] if times else "",
+        copies=physical,
     )
 
 
@@ -336,8 +358,16 @@ def move(
     try:
         total = reader.depth()
         pause = 1.0 / rate if rate else 0.0
+        handled: set[str] = set()
+        passed: set[str] = set()
         for seen, letter in enumerate(reader, start=1):
-            if selection.matches(letter) and (limit is None or result.matched < limit):
+            if letter.id in handled:
+                # Another copy of a message this run already moved: one failure, one move.
+                if not dry_run:
+                    letter.raw.ack()
+                result.merged += 1
+            elif selection.matches(letter) and (limit is None or result.matched < limit):
+                handled.add(letter.id)
                 result.matched += 1
                 if not dry_run:
                     if publisher is not None:
@@ -357,7 +387,8 @@ def move(
                     on_step(letter, total)
                 if pause and not dry_run:
                     time.sleep(pause)  # pacing the replay, not synchronisation
-            else:
+            elif letter.id not in passed:
+                passed.add(letter.id)
                 result.skipped += 1
             if seen >= total or (limit is not None and result.matched >= limit):
                 break

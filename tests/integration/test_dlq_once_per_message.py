@@ -1,0 +1,106 @@
+"""Each failed message is one failure for an operator, even after a crash between the dead
+letter's publish and the ack of its delivery (which leaves two copies in the DLQ)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner
+from kombu.connection import Connection
+
+from tests.support import scenario as sc
+from tests.support.amqp import PikaPublisher, queue_depth
+from tests.support.runner import running_worker, settings_for
+from tests.support.waiting import wait_for
+from worker import dlq as core
+from worker.bootstrap import build
+from worker.cli.main import cli
+from worker.consumer import Worker
+from worker.delivery import Delivery
+from worker.metrics import Metrics
+from worker.topology import Names, declare
+
+
+class _Died(BaseException):
+    """The worker process ends here, as kill -9 would end it."""
+
+
+class DiesBeforeAck(Worker):
+    """Fault injection: the broker has confirmed the batch's dead letters; the ack never goes."""
+
+    def _ack(self, conn: Any, channel: Any, batch: list[Delivery]) -> None:
+        raise _Died
+
+
+def _cli(*args: str) -> Any:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("rabbit_cleanup")
+def test_a_crash_between_dead_letter_and_ack_is_still_one_failed_message(
+    broker_url: str, database_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_for(prefix, broker_url, database_url)
+    for key, value in (
+        ("BROKER_URL", broker_url),
+        ("DATABASE_URL", database_url),
+        ("PREFIX", prefix),
+    ):
+        monkeypatch.setenv(f"ENTITY_SYNC_{key}", value)
+    queue = f"{prefix}.object-shared"
+    dlq = f"{queue}.dlq"
+    rk, body = sc.obj("product", "p-foreign", 1, {"name": "x"}, source="t-x")  # rule 1
+
+    app = build(settings)
+    app.upgrade_database()
+    dying = DiesBeforeAck(settings, app.engine, app.sharing_worker().processor, [queue])
+    with Connection(broker_url) as conn:
+        declare(conn, Names(prefix), {})
+    pub = PikaPublisher(broker_url, f"{prefix}.in")
+    pub.publish(rk, body)
+    pub.close()
+    with pytest.raises(_Died):
+        dying.run(until_idle=10)
+    app.close()
+    assert queue_depth(broker_url, dlq) == 1  # dead-lettered and confirmed ...
+    assert queue_depth(broker_url, queue) == 1  # ... and, never acked, back in its queue
+
+    metrics = Metrics(settings=settings, process_metrics=False)
+    with running_worker(settings, observer=metrics):
+        wait_for(lambda: queue_depth(broker_url, queue) == 0, what="the redelivery handled")
+    assert queue_depth(broker_url, dlq) == 2  # two copies on the broker: at-least-once
+
+    event_id = body["event_id"]
+    dead = metrics.registry.get_sample_value(
+        "entity_sync_messages_dead_lettered_total", {"queue": queue, "reason": "not_global_source"}
+    )
+    assert dead == 1.0  # the worker that died never counted its copy
+
+    listed = _cli("dlq", "list", "-q", "object-shared")
+    assert f"{dlq}: 1 message(s) (1 duplicate copies merged)" in listed.output
+    assert "not_global_source/" in listed.output
+    shown = _cli("dlq", "show", "-q", "object-shared")
+    assert shown.output.count("--- ") == 1
+    assert f"id={event_id} " in shown.output
+    assert "copies=2" in shown.output
+    exported = _cli("dlq", "export", "-q", "object-shared")
+    records = [orjson.loads(line) for line in exported.output.splitlines()]
+    assert [(r["id"], r["copies"]) for r in records] == [(event_id, 2)]
+    status = orjson.loads(_cli("status", "--json").output)
+    [row] = [q for q in status["queues"] if q["queue"] == dlq]
+    assert (row["failed"], row["messages"]) == (1, 2)
+
+    dry = _cli("dlq", "replay", "-q", "object-shared", "--dry-run")
+    assert "would replay 1, left 0 unselected" in dry.output
+    assert queue_depth(broker_url, dlq) == 2
+    replayed = _cli("dlq", "replay", "-q", "object-shared")
+    assert "replayed 1, left 0 unselected, merged 1 duplicate copies" in replayed.output
+    assert queue_depth(broker_url, dlq) == 0
+    with Connection(broker_url) as conn:
+        back = core.browse(conn, queue)
+    assert [x.id for x in back] == [event_id]  # replayed once
