@@ -33,7 +33,7 @@ from schemas.inputs import (
 from worker import allowlist, deadletter, outbox, retry
 from worker.broker import OutMessage
 from worker.db import repository as repo
-from worker.db.engine import lock_state
+from worker.db.engine import StateLock, lock_state
 from worker.delivery import Delivery
 from worker.envelope import Envelope, Poison, decode
 
@@ -58,6 +58,7 @@ class BatchResult:
     retries: Counter[tuple[str, str]] = field(default_factory=Counter)  # (queue, reason)
     outputs: Counter[tuple[str, str]] = field(default_factory=Counter)  # (target, object_type)
     exceptions: Counter[str] = field(default_factory=Counter)  # share.exception reason
+    lock_wait_seconds: float = 0.0  # waited for the state locks (worker/db/engine.py)
 
     def merge(self, other: BatchResult) -> None:
         self.publish.extend(other.publish)
@@ -67,6 +68,7 @@ class BatchResult:
         self.retries.update(other.retries)
         self.outputs.update(other.outputs)
         self.exceptions.update(other.exceptions)
+        self.lock_wait_seconds += other.lock_wait_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,18 @@ class _Rerun(Exception):
     def __init__(self, index: int, failure: Failure) -> None:
         self.index = index
         self.failure = failure
+
+
+def lock_mode(envelopes: list[Envelope]) -> StateLock:
+    """Admin events run alone; periods one batch at a time; other object events in parallel."""
+    if any(not isinstance(e.model, ObjectShared) for e in envelopes):
+        return StateLock.ADMIN
+    if any(
+        isinstance(e.model, ObjectShared) and e.model.object_type == "accounting_period"
+        for e in envelopes
+    ):
+        return StateLock.PERIODS
+    return StateLock.OBJECTS
 
 
 def _context_of(model: BaseModel) -> dict[str, Any]:
@@ -157,6 +171,7 @@ class BatchProcessor:
                 try:
                     self._transaction(envelopes, failed, attempt)
                 except _Rerun as rerun:
+                    result.lock_wait_seconds += attempt.lock_wait_seconds
                     # A failing event had already written to the in-memory state: roll the whole
                     # transaction back and run the batch again with that event set aside.
                     failed[rerun.index] = rerun.failure
@@ -169,7 +184,7 @@ class BatchProcessor:
         self, envelopes: list[Envelope], failed: dict[int, Failure], result: BatchResult
     ) -> None:
         with self.engine.begin() as conn:
-            lock_state(conn)
+            result.lock_wait_seconds += lock_state(conn, lock_mode(envelopes))
             seen = repo.seen_event_ids(conn, {e.event_id for e in envelopes})
             state = repo.load_state(conn)
             state.prefetch(
@@ -199,6 +214,7 @@ class BatchProcessor:
             repo.flush_state(conn, state)
             repo.mark_processed(conn, applied)
             messages = outbox.store(conn, outputs, self.out_exchange)
+            self.written(envelopes)
         for out in outputs:
             if "reason" in out.body:
                 result.exceptions[str(out.body["reason"])] += 1
@@ -206,6 +222,13 @@ class BatchProcessor:
                 result.outputs[(str(out.body["target_entity"]), str(out.body["object_type"]))] += 1
         result.publish[:0] = messages
         result.outbox_ids.extend(m.message_id or "" for m in messages)
+
+    def written(self, envelopes: list[Envelope]) -> None:
+        """Called with the batch's rows written and locked, just before the commit.
+
+        A fault-injection point: tests hold a transaction open here to prove what runs in
+        parallel with it and what waits.
+        """
 
     def _apply(
         self, index: int, env: Envelope, state: SharingState, outputs: list[Output]

@@ -134,6 +134,11 @@ class ConfirmingPublisher:
             self._seq += 1
             self._unconfirmed.add(self._seq)
 
+    @property
+    def all_confirmed(self) -> bool:
+        """Every publish so far is confirmed (or refused: `wait_for_confirms` raises then)."""
+        return not self._unconfirmed
+
     def wait_for_confirms(self) -> None:
         """Block until everything published so far is confirmed; raise if any was refused."""
         deadline = time.monotonic() + self.confirm_timeout

@@ -61,6 +61,8 @@ class WorkerStats:
     published: int = 0
     reconnects: int = 0
     db_waits: int = 0
+    lock_wait_seconds: float = 0.0
+    contention_retries: int = 0
     consuming_since: float = 0.0  # time.monotonic() when consuming began
     last_batch_at: float = 0.0  # time.monotonic() when the last batch was acked
 
@@ -238,6 +240,7 @@ class Worker:
                         last_message = time.monotonic()
                         if before == 0:
                             first_at = last_message
+                self._settle_if_confirmed(conn, channel, publisher)
                 now = time.monotonic()
                 if buffer and (len(buffer) >= settings.batch_size or now - first_at >= linger):
                     batch = buffer[: settings.batch_size]
@@ -329,6 +332,14 @@ class Worker:
                     queue(channel).declare()
                     self._retry_declared.add(queue.name)
 
+    def _settle_if_confirmed(
+        self, conn: Connection, channel: Any, publisher: ConfirmingPublisher
+    ) -> None:
+        """Ack as soon as the confirms are in, not after the next batch's transaction: a crash
+        then redelivers (and repeats) less."""
+        if self._pending is not None and publisher.all_confirmed:
+            self._settle(conn, channel, publisher)
+
     def _settle(self, conn: Connection, channel: Any, publisher: ConfirmingPublisher) -> None:
         """Wait for the pending batch's confirms, then ack it and clear its outbox rows."""
         pending, self._pending = self._pending, None
@@ -345,6 +356,7 @@ class Worker:
         self.stats.last_batch_at = time.monotonic()
         self.stats.published += len(pending.result.publish)
         self.stats.fates.update(pending.result.fates)
+        self.stats.lock_wait_seconds += pending.result.lock_wait_seconds
         self.observer.batch_acked(
             pending.batch, pending.result, self.stats.last_batch_at - pending.started
         )
@@ -359,6 +371,14 @@ class Worker:
                 with self._heartbeats_while_busy(conn):
                     return self.processor.process(batch)
             except OUTAGE_ERRORS as exc:
+                if _is_contention(exc):
+                    # A deadlock or serialization failure between concurrent batches: the
+                    # database rolled this one back; run it again at once.
+                    self.stats.contention_retries += 1
+                    log.info(
+                        "batch rolled back by the database; running it again", error=str(exc)[:200]
+                    )
+                    continue
                 if on_outage is not None:
                     on_outage()  # ack what is already safe before waiting
                 self.stats.db_waits += 1
@@ -442,6 +462,11 @@ class Worker:
             log.info("relayed outbox rows", count=len(rows))
         except sa.exc.SQLAlchemyError as exc:
             log.warning("outbox relay skipped: database unavailable", error=str(exc)[:200])
+
+
+def _is_contention(exc: Exception) -> bool:
+    """Deadlock detected (40P01) or serialization failure (40001): retry, not an outage."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in ("40P01", "40001")
 
 
 def _raw_body(message: Any) -> bytes:

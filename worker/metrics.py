@@ -271,6 +271,11 @@ class Metrics:
             f"{ns}_database_waits", "Times a batch waited for an unreachable database.",
             registry=r,
         )  # fmt: skip
+        self.lock_wait_seconds = Counter(
+            f"{ns}_lock_wait_seconds",
+            "Time batch transactions waited for the state locks (admin events run alone).",
+            registry=r,
+        )
         self.db_wait_seconds = Counter(
             f"{ns}_database_wait_seconds", "Time batches waited for the database.", registry=r
         )
@@ -349,6 +354,7 @@ class Metrics:
             self.target_updates.labels(target, object_type).inc(count)
         for reason, count in result.exceptions.items():
             self.share_exceptions.labels(reason).inc(count)
+        self.lock_wait_seconds.inc(result.lock_wait_seconds)
         self.batch_size.observe(len(batch))
         self.batch_seconds.observe(seconds)
 

@@ -13,7 +13,7 @@ from tests.support import scenario as sc
 from tests.support.amqp import PikaPublisher
 from tests.support.runner import running_worker, settings_for
 from tests.support.waiting import wait_for
-from worker.db.engine import create_engine, lock_state
+from worker.db.engine import StateLock, create_engine, lock_state
 
 HEARTBEAT = 2  # seconds; RabbitMQ drops a silent connection after about two of them
 HELD = 8.0  # how long another transaction holds the state lock
@@ -29,7 +29,7 @@ def test_a_batch_blocked_on_the_database_keeps_its_connection(
     observer = create_engine(database_url)
     with running_worker(settings) as (app, worker):
         with blocker.begin() as conn:
-            lock_state(conn)  # the worker's next batch waits for this transaction
+            lock_state(conn, StateLock.ADMIN)  # the worker's next batch waits for it
             publisher = PikaPublisher(broker_url, f"{prefix}.in")
             publisher.publish(*sc.entity(sc.GLOBAL, ["USD"]))
             publisher.close()

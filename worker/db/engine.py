@@ -1,7 +1,18 @@
-"""Engine construction for PostgreSQL (psycopg 3) and SQLite, and the per-batch lock."""
+"""Engine construction for PostgreSQL (psycopg 3) and SQLite, and the state locks.
+
+No lock is shared by all object-shared work (docs/scaling.md): batches of object events take
+the *admin* lock in shared mode and run in parallel, their writes to the same rows fenced by
+version-guarded upserts; batches holding an admin event take it exclusively, so no object event
+slips past a connection, setting, control or currency change. Accounting periods are judged
+against every other period (rule 5), so batches holding one also take the *periods* lock.
+Locks are transaction-scoped advisory locks, always taken in this order: admin, then periods.
+SQLite has one writer at a time (`BEGIN IMMEDIATE`) and needs none of them.
+"""
 
 from __future__ import annotations
 
+import time
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +20,17 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
-# Every transaction that changes sharing state takes this lock, so concurrent workers apply
-# events in one serial order (a connection accepted while an object changes cannot miss it).
-_STATE_LOCK_KEY = 0x656E7469747973  # "entitys"
+_MIGRATION_LOCK_KEY = 0x656E7469747973  # "entitys": migrations, one starting worker at a time
+_ADMIN_LOCK_KEY = 0x656E7469747961  # "entitya"
+_PERIODS_LOCK_KEY = 0x656E7469747970  # "entityp"
+
+
+class StateLock(Enum):
+    """What a batch transaction locks before it reads the state."""
+
+    OBJECTS = "objects"  # admin lock shared: object batches run in parallel
+    PERIODS = "periods"  # admin lock shared, periods lock exclusive
+    ADMIN = "admin"  # admin lock exclusive: alone
 
 
 def _json_dumps(value: Any) -> str:
@@ -61,7 +80,19 @@ def _sqlite_begin_immediate(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def lock_state(conn: Connection) -> None:
-    """Serialize state transactions across worker processes (SQLite: BEGIN IMMEDIATE does)."""
+def lock_migrations(conn: Connection) -> None:
+    """Two workers starting together migrate one after the other."""
     if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _STATE_LOCK_KEY})
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+
+
+def lock_state(conn: Connection, mode: StateLock) -> float:
+    """Take the batch's state locks (module doc); returns the seconds spent waiting for them."""
+    if conn.dialect.name != "postgresql":
+        return 0.0
+    started = time.perf_counter()
+    admin = "pg_advisory_xact_lock" if mode is StateLock.ADMIN else "pg_advisory_xact_lock_shared"
+    conn.execute(sa.text(f"SELECT {admin}(:k)"), {"k": _ADMIN_LOCK_KEY})
+    if mode is StateLock.PERIODS:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PERIODS_LOCK_KEY})
+    return time.perf_counter() - started

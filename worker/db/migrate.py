@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
-from worker.db.engine import lock_state
+from worker.db.engine import lock_migrations
 
 _SCRIPTS = Path(__file__).with_name("migrations")
 
@@ -34,7 +34,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str | None]:
     """Upgrade to head; returns (before, after). Safe when several workers start at once."""
     cfg = _config()
     with engine.begin() as conn:
-        lock_state(conn)  # two workers starting together migrate one after the other
+        lock_migrations(conn)
         before = MigrationContext.configure(conn).get_current_revision()
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

@@ -42,9 +42,18 @@ def _recordset_sql(table: sa.Table, columns: tuple[str, ...], conflict: str) -> 
 
 
 def bulk_insert(
-    conn: Connection, table: sa.Table, rows: list[dict[str, Any]], *, on_conflict: str = "error"
+    conn: Connection,
+    table: sa.Table,
+    rows: list[dict[str, Any]],
+    *,
+    on_conflict: str = "error",
+    newer_only: bool = False,
 ) -> None:
     """Insert many rows; on_conflict is "error", "ignore" or "update" (by primary key).
+
+    `newer_only` (with "update"): a stored row is replaced only by a version at least as new,
+    compared with the latest committed row, so concurrent workers never write an older
+    version over a newer one (the fence that replaces a global lock, docs/scaling.md).
 
     PostgreSQL gets one statement per table whatever the row count: the rows travel as one
     JSON parameter and are expanded by jsonb_to_recordset (executemany would send one
@@ -61,6 +70,8 @@ def bulk_insert(
         elif on_conflict == "update":
             sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns if c not in keys)
             conflict = f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+            if newer_only:
+                conflict += f' WHERE "{table.name}".version <= EXCLUDED.version'
         sql = _recordset_sql(table, columns, conflict)
         for chunk in _chunks(rows, 5000):
             conn.execute(sql, {"rows": orjson.dumps(chunk).decode()})
@@ -70,13 +81,17 @@ def bulk_insert(
         stmt = stmt.on_conflict_do_nothing()
     elif on_conflict == "update":
         stmt = stmt.on_conflict_do_update(
-            index_elements=keys, set_={c: stmt.excluded[c] for c in columns if c not in keys}
+            index_elements=keys,
+            set_={c: stmt.excluded[c] for c in columns if c not in keys},
+            where=table.c.version <= stmt.excluded.version if newer_only else None,
         )
     conn.execute(stmt, rows)
 
 
-def upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    bulk_insert(conn, table, rows, on_conflict="update")
+def upsert(
+    conn: Connection, table: sa.Table, rows: list[dict[str, Any]], *, newer_only: bool = False
+) -> None:
+    bulk_insert(conn, table, rows, on_conflict="update", newer_only=newer_only)
 
 
 def member_of(conn: Connection, column: sa.ColumnElement[str], values: Sequence[str]) -> Any:
@@ -184,7 +199,11 @@ def load_state(conn: Connection) -> SharingState:
 
 
 def flush_state(conn: Connection, state: SharingState) -> None:
-    """Write every changed row and every decision of the batch."""
+    """Write every changed row and every decision of the batch.
+
+    Each table in key order, tables always in this order: concurrent batches then lock shared
+    rows in one order and cannot deadlock. Sources and copies are version-guarded.
+    """
     now = _now()
     d = state.dirty
     upsert(
@@ -252,6 +271,7 @@ def flush_state(conn: Connection, state: SharingState) -> None:
             }
             for s in (state.sources[k] for k in sorted(d.sources))
         ],
+        newer_only=True,
     )
     upsert(
         conn,
@@ -270,6 +290,7 @@ def flush_state(conn: Connection, state: SharingState) -> None:
             }
             for c in (state.copies[k] for k in sorted(d.copies))
         ],
+        newer_only=True,
     )
     if state.decisions:
         bulk_insert(
@@ -305,7 +326,7 @@ def mark_processed(conn: Connection, items: list[tuple[str, str]]) -> None:
     bulk_insert(
         conn,
         t.processed_events,
-        [{"event_id": e, "queue": q, "processed_at": now} for e, q in items],
+        [{"event_id": e, "queue": q, "processed_at": now} for e, q in sorted(items)],
         on_conflict="ignore",
     )
 
