@@ -30,6 +30,7 @@ class App:
     engine: Engine
     names: Names
     workers: list[Worker] = field(default_factory=list)
+    stopping: bool = False  # stop() came, maybe before run(): run() then consumes nothing
     billing: BillingSettings | None = None  # default: from ENTITY_SYNC_BILLING_* at first use
     crm: CrmSettings | None = None  # default: from ENTITY_SYNC_CRM_*
 
@@ -80,6 +81,8 @@ class App:
         self.workers = [self.sharing_worker(observer)]
         if self.settings.sync_enabled:
             self.workers.append(self.sync_worker(observer))
+        if self.stopping:
+            return []
         errors: list[BaseException] = []
 
         def guarded(worker: Worker) -> None:
@@ -104,6 +107,7 @@ class App:
 
     def stop(self, *_: object) -> None:
         """Finish the batches in hand, then stop (safe from a signal handler)."""
+        self.stopping = True
         for worker in self.workers:
             worker.stop()
 

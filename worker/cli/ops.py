@@ -31,6 +31,10 @@ def run(until_idle: float | None) -> None:
     With ENTITY_SYNC_METRICS_PORT set, serves /metrics, /healthz and /readyz on that port.
     """
     with app_context() as app, contextlib.ExitStack() as stack:
+        # From the start: a SIGTERM while starting up (a rolling update, a restart loop)
+        # ends the process cleanly before it consumes anything.
+        signal.signal(signal.SIGTERM, app.stop)
+        signal.signal(signal.SIGINT, app.stop)
         log = structlog.get_logger("entity_sync")
         metrics: Metrics | None = None
         if app.settings.metrics_port:
@@ -53,8 +57,6 @@ def run(until_idle: float | None) -> None:
         before, after = app.upgrade_database()
         if before != after:
             log.info("database upgraded", before=before, after=after)
-        signal.signal(signal.SIGTERM, app.stop)
-        signal.signal(signal.SIGINT, app.stop)
         for stats in app.run(until_idle=until_idle, observer=metrics):
             log.info(
                 "stopped", batches=stats.batches, published=stats.published, **dict(stats.fates)

@@ -110,6 +110,18 @@ def test_cascaded_parent_and_child_ids_are_distinct_output_events() -> None:
     assert len({o.event_id for o in out.outputs}) == 2
 
 
+def test_a_cascaded_parent_has_the_id_its_own_event_gives_it() -> None:
+    """Two workers may send one parent version at once: by its own event and by a child's
+    cascade. Both updates carry the same event id, so consumers see a plain duplicate."""
+    own = product("P1")
+    direct = handle(connected_world("t1"), own).outputs
+    state = connected_world("t1")
+    store_source(state, own)
+    cascaded = handle(state, rate_plan("RP1", "P1")).outputs[0]
+    assert cascaded.event_id == direct[0].event_id
+    assert cascaded.body == direct[0].body
+
+
 @pytest.mark.parametrize(
     "event",
     [

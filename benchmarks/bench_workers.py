@@ -1,0 +1,201 @@
+"""Throughput by worker count: 1, 2 and 4 `entity-sync run` processes on one backlog.
+
+Each run: a fresh queue prefix and PostgreSQL database; the admin events (global entity,
+`--targets` connected targets) applied first; then a backlog of `--events` object-shared product
+events published with confirms; then N worker processes started together. The rate is events
+over the time from the first to the last event applied (so process start-up is not counted).
+While they run, pg_stat_activity is sampled every 20 ms: of the samples in which a worker's
+backend was inside a transaction, the share waiting on a lock is printed beside the rate.
+
+This machine has 2 cores shared with RabbitMQ and PostgreSQL: more processes than cores cannot
+add CPU, so read the ratios with docs/scaling.md's capacity model beside them.
+
+Usage: python benchmarks/bench_workers.py [--events N] [--targets T] [--workers 1,2,4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import sqlalchemy as sa
+from kombu.connection import Connection
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.bench_throughput import publish
+from tests.support import scenario as sc
+from tests.support.services import delete_topology
+from worker.bootstrap import build
+from worker.config import Settings
+from worker.topology import declare
+
+ENTITY_SYNC = str(Path(sys.executable).with_name("entity-sync"))
+
+
+@dataclass
+class Result:
+    workers: int
+    rate: float
+    lock_share: float
+    in_tx_samples: int
+
+
+def _processed(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT count(*) FROM processed_events")).scalar_one())
+
+
+class LockSampler:
+    """Samples pg_stat_activity: backends of the database in a transaction, and waiting."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.in_tx = 0
+        self.waiting = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        sql = sa.text(
+            "SELECT count(*) FILTER (WHERE xact_start IS NOT NULL),"
+            " count(*) FILTER (WHERE xact_start IS NOT NULL AND wait_event_type = 'Lock')"
+            " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        with self.engine.connect() as conn:
+            while not self._stop.wait(0.02):
+                in_tx, waiting = conn.execute(sql).one()
+                self.in_tx += int(in_tx)
+                self.waiting += int(waiting)
+                conn.commit()
+
+    def __enter__(self) -> LockSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_workers(broker: str, db_url: str, prefix: str, n: int, events: int, targets: int) -> Result:
+    settings = Settings(prefix=prefix, broker_url=broker, database_url=db_url)
+    app = build(settings)
+    app.upgrade_database()
+    with contextlib.closing(app):
+        with Connection(broker) as conn:
+            declare(conn, app.names)
+        admin = [sc.entity(sc.GLOBAL, ["USD", "EUR"])]
+        for i in range(targets):
+            admin += [
+                sc.entity(f"t{i}", ["USD"]),
+                sc.connection(f"c{i}", f"t{i}", "request"),
+                sc.connection(f"c{i}", f"t{i}", "accept"),
+            ]
+        body = [
+            sc.obj("product", f"p-{i}", 1, {"name": f"Product {i}", "sku": f"S{i}"})
+            for i in range(events)
+        ]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ENTITY_SYNC_")}
+        env.update(
+            ENTITY_SYNC_BROKER_URL=broker,
+            ENTITY_SYNC_DATABASE_URL=db_url,
+            ENTITY_SYNC_PREFIX=prefix,
+            ENTITY_SYNC_SYNC_ENABLED="false",
+            ENTITY_SYNC_LOG_LEVEL="warning",
+            ENTITY_SYNC_LOG_FORMAT="json",
+        )
+        publish(broker, app.names.in_exchange, [(rk, orjson.dumps(b)) for rk, b in admin])
+        first = subprocess.Popen([ENTITY_SYNC, "run"], env=env)
+        deadline = time.monotonic() + 120
+        while _processed(app.engine) < len(admin) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first.terminate()
+        first.wait(60)
+        publish(broker, app.names.in_exchange, [(rk, orjson.dumps(b)) for rk, b in body])
+        total = len(admin) + events
+        procs = [subprocess.Popen([ENTITY_SYNC, "run"], env=env) for _ in range(n)]
+        try:
+            with LockSampler(app.engine) as sampler:
+                while _processed(app.engine) == len(admin):
+                    time.sleep(0.005)
+                start = time.monotonic()
+                deadline = start + 900
+                while _processed(app.engine) < total and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                elapsed = time.monotonic() - start
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(60)
+        with app.engine.connect() as conn:
+            copies = conn.execute(sa.text("SELECT count(*) FROM target_copies")).scalar_one()
+        if copies != events * targets:
+            raise SystemExit(f"{n} workers: expected {events * targets} copies, found {copies}")
+    share = sampler.waiting / sampler.in_tx if sampler.in_tx else 0.0
+    return Result(n, events / elapsed, share, sampler.in_tx)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--targets", type=int, default=3)
+    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument(
+        "--broker",
+        default=os.environ.get(
+            "ENTITY_SYNC_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"
+        ),
+    )
+    parser.add_argument(
+        "--database",
+        default=os.environ.get(
+            "ENTITY_SYNC_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
+    args = parser.parse_args()
+    counts = [int(x) for x in args.workers.split(",")]
+    admin = sa.create_engine(args.database, isolation_level="AUTOCOMMIT")
+    print(
+        f"{args.events} product events to {args.targets} targets, processes "
+        f"{counts}, on {os.cpu_count()} cores shared with RabbitMQ and PostgreSQL"
+    )
+    results: list[Result] = []
+    for n in counts:
+        prefix = f"es-bench-{uuid.uuid4().hex[:8]}"
+        dbname = f"es_bench_{uuid.uuid4().hex[:8]}"
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{dbname}"'))
+        db_url = sa.engine.make_url(args.database).set(database=dbname).render_as_string(False)
+        try:
+            result = run_workers(args.broker, db_url, prefix, n, args.events, args.targets)
+        finally:
+            with contextlib.suppress(Exception):
+                delete_topology(args.broker, prefix)
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+        results.append(result)
+        print(
+            f"  {n} worker(s): {result.rate:8,.0f} events/s "
+            f"({result.rate * args.targets:,.0f} target updates/s), "
+            f"lock waits {result.lock_share:5.1%} of {result.in_tx_samples} in-transaction samples",
+            flush=True,
+        )
+    base = results[0].rate
+    print("workers  events/s  ratio to 1  lock-wait share")
+    for r in results:
+        print(f"{r.workers:>7}  {r.rate:8,.0f}  {r.rate / base:10.2f}  {r.lock_share:15.1%}")
+
+
+if __name__ == "__main__":
+    main()
