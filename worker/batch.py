@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from handlers.errors import EntitySyncError, PermanentError
 from handlers.sharing import service
-from handlers.sharing.model import Decision, Outcome, Output
+from handlers.sharing.model import BulkJob, Decision, Outcome, Output
 from handlers.sharing.service import SharingContext
 from handlers.sharing.state import SharingState
 from schemas.inputs import (
@@ -59,6 +59,15 @@ class BatchResult:
     outputs: Counter[tuple[str, str]] = field(default_factory=Counter)  # (target, object_type)
     exceptions: Counter[str] = field(default_factory=Counter)  # share.exception reason
     lock_wait_seconds: float = 0.0  # waited for the state locks (worker/db/engine.py)
+    jobs_created: int = 0  # bulk fan-outs recorded by this batch (worker/bulk.py)
+
+    def count_outputs(self, outputs: list[Output]) -> None:
+        """Count target updates by (target, type) and share exceptions by reason."""
+        for out in outputs:
+            if "reason" in out.body:
+                self.exceptions[str(out.body["reason"])] += 1
+            else:
+                self.outputs[(str(out.body["target_entity"]), str(out.body["object_type"]))] += 1
 
     def merge(self, other: BatchResult) -> None:
         self.publish.extend(other.publish)
@@ -69,6 +78,7 @@ class BatchResult:
         self.outputs.update(other.outputs)
         self.exceptions.update(other.exceptions)
         self.lock_wait_seconds += other.lock_wait_seconds
+        self.jobs_created += other.jobs_created
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,13 +206,14 @@ class BatchProcessor:
             )
             applied: list[tuple[str, str]] = []
             outputs: list[Output] = []
+            jobs: list[BulkJob] = []
             for index, env in enumerate(envelopes):
                 if env.event_id in seen:
                     result.fates["duplicate"] += 1
                     continue
                 # Every log line about this message carries its event_id, object and target.
                 with structlog.contextvars.bound_contextvars(**_context_of(env.model)):
-                    failure = failed.get(index) or self._apply(index, env, state, outputs)
+                    failure = failed.get(index) or self._apply(index, env, state, outputs, jobs)
                     if failure is None:
                         seen.add(env.event_id)
                         applied.append((env.event_id, env.delivery.queue))
@@ -213,13 +224,11 @@ class BatchProcessor:
                     fail_into(result, env.delivery, failure, self.max_attempts)
             repo.flush_state(conn, state)
             repo.mark_processed(conn, applied)
+            repo.insert_jobs(conn, jobs)  # run in chunks after the commit (worker/bulk.py)
+            result.jobs_created += len(jobs)
             messages = outbox.store(conn, outputs, self.out_exchange)
             self.written(envelopes)
-        for out in outputs:
-            if "reason" in out.body:
-                result.exceptions[str(out.body["reason"])] += 1
-            else:
-                result.outputs[(str(out.body["target_entity"]), str(out.body["object_type"]))] += 1
+        result.count_outputs(outputs)
         result.publish[:0] = messages
         result.outbox_ids.extend(m.message_id or "" for m in messages)
 
@@ -231,7 +240,12 @@ class BatchProcessor:
         """
 
     def _apply(
-        self, index: int, env: Envelope, state: SharingState, outputs: list[Output]
+        self,
+        index: int,
+        env: Envelope,
+        state: SharingState,
+        outputs: list[Output],
+        jobs: list[BulkJob],
     ) -> Failure | None:
         writes_before = state.writes
         try:
@@ -244,6 +258,7 @@ class BatchProcessor:
             failure = Failure.of(exc)
         else:
             outputs.extend(outcome.outputs)
+            jobs.extend(outcome.jobs)
             log.debug("event applied", outputs=len(outcome.outputs))
             return None
         if state.writes != writes_before:

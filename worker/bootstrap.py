@@ -12,6 +12,7 @@ from handlers.sharing.service import SharingContext
 from handlers.soap.config import BillingSettings, CrmSettings
 from handlers.sync.service import SyncService
 from worker.batch import BatchProcessor
+from worker.bulk import BulkRunner
 from worker.config import Settings
 from worker.consumer import Worker, WorkerStats
 from worker.db import migrate
@@ -43,7 +44,14 @@ class App:
             max_attempts=self.settings.max_attempts,
         )
         queues = [self.names.entity_admin, self.names.object_shared]
-        return Worker(self.settings, self.engine, processor, queues, observer)
+        bulk = BulkRunner(
+            self.engine,
+            processor.context,
+            self.names.out_exchange,
+            chunk_size=self.settings.bulk_chunk_size,
+            observer=observer,
+        )
+        return Worker(self.settings, self.engine, processor, queues, observer, bulk=bulk)
 
     def sync_worker(self, observer: Observer | None = None) -> Worker:
         """Consumes sync requests with few in hand: each one takes seconds of SOAP calls."""

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     prefetch: int = Field(1000, ge=1, le=65535)
     batch_size: int = Field(500, ge=1, le=10_000)
     batch_linger_ms: int = Field(20, ge=0, le=10_000, description="Wait for a fuller batch.")
+    bulk_chunk_size: int = Field(
+        1000, ge=1, le=100_000, description="Objects per chunk of a backfill or currency release."
+    )
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_attempts: int = Field(
         5, ge=1, le=100, description="Failed deliveries of a transient failure before its DLQ."

@@ -30,6 +30,7 @@ from worker import outbox, retry
 from worker.allowlist import allowed_for
 from worker.batch import BatchResult, Failure, Processor, fail_into
 from worker.broker import ConfirmingPublisher, OutMessage, PublishFailed, connect
+from worker.bulk import BulkRunner
 from worker.config import Settings
 from worker.db.repository import prune_processed
 from worker.delivery import Delivery
@@ -75,8 +76,11 @@ class Worker:
         processor: Processor,
         queues: list[str],
         observer: Observer | None = None,
+        *,
+        bulk: BulkRunner | None = None,
     ) -> None:
         self.settings = settings
+        self.bulk = bulk  # bulk fan-outs, run a chunk at a time between batches
         self.engine = engine
         self.processor = processor
         self.names = Names(settings.prefix)
@@ -247,8 +251,11 @@ class Worker:
                     del buffer[: settings.batch_size]
                     first_at = now
                     self._handle(conn, channel, publisher, batch)
+                    self._bulk_step(conn, channel, publisher)
                 elif not buffer:
                     self._settle(conn, channel, publisher)
+                    if self._bulk_step(conn, channel, publisher):
+                        continue  # more chunks, unless deliveries came meanwhile
                     self._relay(publisher)
                     self._prune()
                     if mover is not None:
@@ -310,6 +317,23 @@ class Worker:
         self._declare_retry_queues(conn, channel, result.publish)
         publisher.publish_many(result.publish, wait=False)
         self._pending = _Pending(batch, result, started)
+        if result.jobs_created and self.bulk is not None:
+            self.bulk.wake()
+
+    def _bulk_step(self, conn: Connection, channel: Any, publisher: ConfirmingPublisher) -> bool:
+        """One chunk of a bulk fan-out, if one is waiting; True if a chunk ran.
+
+        Between batches, so neither starves the other. The chunk waits for its confirms, and
+        so for the pending batch's too, which the loop then acks at once.
+        """
+        if self.bulk is None:
+            return False
+        try:
+            with self._heartbeats_while_busy(conn):
+                return self.bulk.step(publisher)
+        except OUTAGE_ERRORS as exc:
+            log.warning("bulk fan-out paused: database unavailable", error=str(exc)[:200])
+            return False
 
     def _declare_retry_queues(
         self, conn: Connection, channel: Any, messages: list[OutMessage]

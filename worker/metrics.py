@@ -276,6 +276,16 @@ class Metrics:
             "Time batch transactions waited for the state locks (admin events run alone).",
             registry=r,
         )
+        self.bulk_objects = Counter(
+            f"{ns}_bulk_objects",
+            "Objects handled by bulk fan-outs (backfill, release), by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.bulk_outputs = Counter(
+            f"{ns}_bulk_outputs", "Outputs published by bulk fan-outs, by kind.", ["kind"],
+            registry=r,
+        )  # fmt: skip
         self.db_wait_seconds = Counter(
             f"{ns}_database_wait_seconds", "Time batches waited for the database.", registry=r
         )
@@ -287,6 +297,9 @@ class Metrics:
         for service, operations in SOAP_OPERATIONS.items():
             for operation in operations:
                 self.soap_seconds.labels(service, operation, "ok")
+        for kind in ("backfill", "release"):
+            self.bulk_objects.labels(kind)
+            self.bulk_outputs.labels(kind)
         for reason in reasons.SHARE_EXCEPTION:
             self.share_exceptions.labels(reason)
         if settings is not None:
@@ -350,18 +363,26 @@ class Metrics:
             self.retried.labels(queue, reason).inc(count)
         for (queue, reason), count in result.dead_letters.items():
             self.dead_lettered.labels(queue, reason).inc(count)
+        self._count_outputs(result)
+        self.lock_wait_seconds.inc(result.lock_wait_seconds)
+        self.batch_size.observe(len(batch))
+        self.batch_seconds.observe(seconds)
+
+    def _count_outputs(self, result: BatchResult) -> None:
         for (target, object_type), count in result.outputs.items():
             self.target_updates.labels(target, object_type).inc(count)
         for reason, count in result.exceptions.items():
             self.share_exceptions.labels(reason).inc(count)
-        self.lock_wait_seconds.inc(result.lock_wait_seconds)
-        self.batch_size.observe(len(batch))
-        self.batch_seconds.observe(seconds)
 
     def connection_changed(self, up: bool) -> None:
         with self._connection_lock:
             self._connected[threading.current_thread().name] = up
             self.broker_connected.set(1.0 if all(self._connected.values()) else 0.0)
+
+    def bulk_chunk(self, kind: str, objects: int, counts: BatchResult, seconds: float) -> None:
+        self.bulk_objects.labels(kind).inc(objects)
+        self.bulk_outputs.labels(kind).inc(sum(counts.outputs.values()))
+        self._count_outputs(counts)
 
     def database_waiting(self, seconds: float) -> None:
         self.db_waits.inc()

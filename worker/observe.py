@@ -26,6 +26,10 @@ class Observer(Protocol):
     def database_waiting(self, seconds: float) -> None:
         """The database is unreachable; the batch in hand waits this long before a retry."""
 
+    def bulk_chunk(self, kind: str, objects: int, counts: BatchResult, seconds: float) -> None:
+        """A chunk of a bulk fan-out (backfill, release) is committed and its outputs confirmed;
+        `counts` has its target updates and share exceptions."""
+
 
 class NullObserver:
     def batch_acked(self, batch: list[Delivery], result: BatchResult, seconds: float) -> None:
@@ -35,4 +39,7 @@ class NullObserver:
         return None
 
     def database_waiting(self, seconds: float) -> None:
+        return None
+
+    def bulk_chunk(self, kind: str, objects: int, counts: BatchResult, seconds: float) -> None:
         return None

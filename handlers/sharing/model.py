@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -97,9 +98,39 @@ class Output:
     body: dict[str, Any]
 
 
+BulkKind = Literal["backfill", "release"]
+JOB_NAMESPACE = uuid.UUID("6c0d7f3e-4f1b-5d8e-9a53-2f1d0c4b7e22")
+
+
+@dataclass(frozen=True, slots=True)
+class BulkJob:
+    """A fan-out over many objects (rules 3, 5 and 8), run in chunks after its event commits.
+
+    `backfill` offers every source object of `object_types` (all when empty), parents first, to
+    the connection's target; `release` sends the withheld prices of `currencies` on every charge
+    copy of the connection. Outputs carry `cause_event_id`, so a chunk run twice after a crash
+    gives the same ids.
+    """
+
+    kind: BulkKind
+    connection_id: str
+    target_entity: str
+    cause_event_id: str
+    object_types: tuple[str, ...] = ()
+    currencies: tuple[str, ...] = ()
+
+    @property
+    def job_id(self) -> str:
+        """Deterministic: a redelivered event makes the same job, not a second one."""
+        types = ",".join(self.object_types or ("*",))
+        name = f"job|{self.kind}|{self.connection_id}|{types}|{self.cause_event_id}"
+        return str(uuid.uuid5(JOB_NAMESPACE, name))
+
+
 @dataclass(slots=True)
 class Outcome:
     """What handling one event produced, besides the state changes."""
 
     decisions: list[Decision] = field(default_factory=list)
     outputs: list[Output] = field(default_factory=list)
+    jobs: list[BulkJob] = field(default_factory=list)  # bulk fan-outs to run after the commit

@@ -12,12 +12,15 @@ from handlers.errors import Rejected, RetryLater
 from handlers.sharing import control, ids, outputs, rules
 from handlers.sharing.model import (
     PRODUCT_TYPES,
+    TYPE_ORDER,
+    BulkJob,
     Connection,
     Copy,
     Decision,
     DecisionKind,
     Entity,
     Outcome,
+    SourceKey,
     SourceObject,
 )
 from handlers.sharing.state import SharingState
@@ -159,10 +162,11 @@ class _Run:
             held = self.state.copy(conn.connection_id, parent_type, source.parent_id)
         return held.target_object_id if held else None
 
-    def backfill(self, conn: Connection, object_types: frozenset[str] | None = None) -> None:
-        for source in self.state.all_sources_in_order():
-            if object_types is None or source.object_type in object_types:
-                self.send_to(conn, source, reason="backfill")
+    def backfill(self, conn: Connection, object_types: tuple[str, ...] = ()) -> None:
+        """Rule 3: offer every source object to a new target, as a bulk job (run_bulk_chunk)."""
+        self.outcome.jobs.append(
+            BulkJob("backfill", conn.connection_id, conn.target_entity, self.cause, object_types)
+        )
 
 
 def handle_object_shared(state: SharingState, ev: ObjectShared, ctx: SharingContext) -> Outcome:
@@ -249,35 +253,87 @@ def handle_entity_upserted(state: SharingState, ev: EntityUpserted, ctx: Sharing
         if was_blocked and rules.period_block(view_after, first) is None:
             # The target may receive shared periods now (its own periods dropped, or its
             # earliest activity moved): offer the ones it was refused.
-            run.backfill(conn, frozenset({"accounting_period"}))
+            run.backfill(conn, ("accounting_period",))
     return run.outcome
 
 
 def _release_prices(run: _Run, conn: Connection, newly_active: set[str]) -> None:
-    """Rule 8: prices withheld for inactive currencies are sent once the target activates them."""
-    for held in run.state.copies_of(conn.connection_id, "product_rate_plan_charge"):
-        source = run.state.source(held.object_type, held.source_object_id)
-        if source is None:
-            continue
-        data = control.release_data(held.data, source.data, newly_active)
-        changed = control.changed_attributes(held.data, data)
-        if not changed:
-            continue
-        held.data = data
-        run.state.put_copy(held)
-        run.outcome.outputs.append(outputs.target_update(run.cause, held, "update", changed))
-        run.decide(
-            Decision(
-                cause_event_id=run.cause,
-                decision="sent",
-                reason="currency_release",
-                message=f"released prices for {', '.join(sorted(newly_active))}",
-                target_entity=conn.target_entity,
-                object_type=held.object_type,
-                object_id=held.source_object_id,
-                version=held.version,
-            )
+    """Rule 8: prices withheld for inactive currencies are sent once the target activates them,
+    as a bulk job over the target's charge copies (run_bulk_chunk)."""
+    run.outcome.jobs.append(
+        BulkJob(
+            "release",
+            conn.connection_id,
+            conn.target_entity,
+            run.cause,
+            ("product_rate_plan_charge",),
+            tuple(sorted(newly_active)),
         )
+    )
+
+
+def _release_one(run: _Run, conn: Connection, held: Copy, currencies: set[str]) -> None:
+    source = run.state.source(held.object_type, held.source_object_id)
+    if source is None:
+        return
+    data = control.release_data(held.data, source.data, currencies)
+    changed = control.changed_attributes(held.data, data)
+    if not changed:
+        return
+    held.data = data
+    run.state.put_copy(held)
+    run.outcome.outputs.append(outputs.target_update(run.cause, held, "update", changed))
+    run.decide(
+        Decision(
+            cause_event_id=run.cause,
+            decision="sent",
+            reason="currency_release",
+            message=f"released prices for {', '.join(sorted(currencies))}",
+            target_entity=conn.target_entity,
+            object_type=held.object_type,
+            object_id=held.source_object_id,
+            version=held.version,
+        )
+    )
+
+
+@dataclass(slots=True)
+class Chunk:
+    """One chunk of a bulk job: what it produced and where the next one starts."""
+
+    outcome: Outcome
+    cursor: SourceKey | None  # the last object handled (the next chunk starts after it)
+    handled: int
+    finished: bool
+    cancelled: bool = False
+
+
+def run_bulk_chunk(
+    state: SharingState, job: BulkJob, after: SourceKey | None, limit: int
+) -> Chunk:
+    """Up to `limit` objects of `job` after `after`, in backfill order (parents first).
+
+    A job whose connection is no longer connected (disconnected meanwhile) is cancelled: rule 2
+    sends nothing more to it.
+    """
+    run = _Run(state, job.cause_event_id)
+    conn = state.connections.get(job.connection_id)
+    if conn is None or conn.status != "connected":
+        return Chunk(run.outcome, after, 0, finished=True, cancelled=True)
+    keys: list[SourceKey] = []
+    if job.kind == "backfill":
+        types = job.object_types or tuple(TYPE_ORDER)
+        for source in state.sources_page(types, after, limit):
+            run.send_to(conn, source, reason="backfill")
+            keys.append(source.key)
+    else:
+        entity = state.entities.get(conn.target_entity)
+        active = set(entity.active_currencies if entity else ()) & set(job.currencies)
+        for held in state.copies_page(conn.connection_id, job.object_types[0], after, limit):
+            if active:
+                _release_one(run, conn, held, active)
+            keys.append((held.object_type, held.source_object_id))
+    return Chunk(run.outcome, keys[-1] if keys else after, len(keys), len(keys) < limit)
 
 
 def handle_connection(state: SharingState, ev: EntityConnection, ctx: SharingContext) -> Outcome:
@@ -343,7 +399,7 @@ def handle_settings(state: SharingState, ev: EntitySettings, ctx: SharingContext
     )
     conn = state.active_connection(ev.target_entity)
     if backfill and conn is not None and conn.status == "connected":
-        run.backfill(conn, frozenset({"accounting_period"}))
+        run.backfill(conn, ("accounting_period",))
     return run.outcome
 
 
@@ -371,4 +427,5 @@ __all__ = [
     "handle_entity_upserted",
     "handle_object_shared",
     "handle_settings",
+    "run_bulk_chunk",
 ]

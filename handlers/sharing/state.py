@@ -8,7 +8,7 @@ Every write is tracked, so the adapter flushes exactly the rows that changed.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -28,8 +28,13 @@ from handlers.sharing.model import (
 class StateLoader(Protocol):
     def load_sources(self, keys: Collection[SourceKey]) -> list[SourceObject]: ...
     def load_sources_of_type(self, object_type: str) -> list[SourceObject]: ...
+    def load_sources_page(
+        self, object_types: Sequence[str], after: SourceKey | None, limit: int
+    ) -> list[SourceObject]: ...
     def load_copies(self, keys: Collection[SourceKey]) -> list[Copy]: ...
-    def load_copies_of_connection(self, connection_id: str) -> list[Copy]: ...
+    def load_copies_page(
+        self, connection_id: str, object_type: str, after: str | None, limit: int
+    ) -> list[Copy]: ...
 
 
 @dataclass
@@ -57,7 +62,6 @@ class SharingState:
         self._looked_up: set[SourceKey] = set()
         self._types_loaded: set[str] = set()
         self._copies_loaded: set[SourceKey] = set()
-        self._connections_loaded: set[str] = set()
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -75,11 +79,13 @@ class SharingState:
         """Load sources (with parents) and their copies in bulk for a batch of events."""
         if self.loader is None:
             return
-        wanted = [k for k in keys if k not in self._looked_up]
-        while wanted:
-            self.add_loaded_sources(self.loader.load_sources(wanted), wanted)
-            wanted = [_parent_key(s) for k in wanted if (s := self.sources.get(k)) and s.parent_id]
-            wanted = [k for k in wanted if k not in self._looked_up]
+        level = list(dict.fromkeys(keys))
+        while level:  # the keys, then their parents, then theirs (at most three levels)
+            wanted = [k for k in level if k not in self._looked_up]
+            if wanted:
+                self.add_loaded_sources(self.loader.load_sources(wanted), wanted)
+            parents = [_parent_key(s) for k in level if (s := self.sources.get(k)) and s.parent_id]
+            level = list(dict.fromkeys(parents))
         everything = [k for k in self._looked_up if k not in self._copies_loaded]
         if everything:
             self.add_loaded_copies(self.loader.load_copies(everything), everything)
@@ -100,30 +106,51 @@ class SharingState:
         found = [s for s in self.sources.values() if s.object_type == object_type]
         return sorted(found, key=lambda s: s.object_id)
 
-    def all_sources_in_order(self) -> list[SourceObject]:
-        """Every source object, products before rate plans before charges (backfill order)."""
-        out: list[SourceObject] = []
-        for object_type in sorted(TYPE_ORDER, key=TYPE_ORDER.__getitem__):
-            out.extend(self.sources_of_type(object_type))
-        return out
+    def sources_page(
+        self, object_types: Sequence[str], after: SourceKey | None, limit: int
+    ) -> list[SourceObject]:
+        """Up to `limit` sources of `object_types` after `after` in backfill order (parents
+        first, then by id), with their parents and copies loaded: a page of a bulk job."""
+        types = sorted(object_types, key=TYPE_ORDER.__getitem__)
+        if self.loader is None:
+            found = sorted(
+                (s for s in self.sources.values() if s.object_type in types),
+                key=lambda s: (TYPE_ORDER[s.object_type], s.object_id),
+            )
+            if after is not None:
+                mark = (TYPE_ORDER[after[0]], after[1])
+                found = [s for s in found if (TYPE_ORDER[s.object_type], s.object_id) > mark]
+            return found[:limit]
+        rows = self.loader.load_sources_page(types, after, limit)
+        self.add_loaded_sources(rows, [r.key for r in rows])
+        self.prefetch([r.key for r in rows])
+        return [self.sources[r.key] for r in rows]
+
+    def copies_page(
+        self, connection_id: str, object_type: str, after: SourceKey | None, limit: int
+    ) -> list[Copy]:
+        """Up to `limit` copies of one connection and type after `after`, by source id."""
+        after_id = after[1] if after is not None else None
+        if self.loader is None:
+            found = sorted(
+                (
+                    c
+                    for c in self.copies.values()
+                    if c.connection_id == connection_id and c.object_type == object_type
+                ),
+                key=lambda c: c.source_object_id,
+            )
+            return [c for c in found if after_id is None or c.source_object_id > after_id][:limit]
+        rows = self.loader.load_copies_page(connection_id, object_type, after_id, limit)
+        self.add_loaded_copies(rows, [])
+        self.prefetch([(c.object_type, c.source_object_id) for c in rows])
+        return [self.copies[c.key] for c in rows]
 
     def copy(self, connection_id: str, object_type: str, object_id: str) -> Copy | None:
         skey = (object_type, object_id)
-        loaded = skey in self._copies_loaded or connection_id in self._connections_loaded
-        if not loaded and self.loader:
+        if skey not in self._copies_loaded and self.loader:
             self.add_loaded_copies(self.loader.load_copies([skey]), [skey])
         return self.copies.get((connection_id, object_type, object_id))
-
-    def copies_of(self, connection_id: str, object_type: str) -> list[Copy]:
-        if connection_id not in self._connections_loaded and self.loader:
-            self.add_loaded_copies(self.loader.load_copies_of_connection(connection_id), [])
-            self._connections_loaded.add(connection_id)
-        found = [
-            c
-            for c in self.copies.values()
-            if c.connection_id == connection_id and c.object_type == object_type
-        ]
-        return sorted(found, key=lambda c: c.source_object_id)
 
     def connected(self) -> list[Connection]:
         """Connected connections, ordered by target for deterministic output order."""

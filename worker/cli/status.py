@@ -19,6 +19,7 @@ from worker.cli.common import app_context, echo_json
 from worker.cli.main import cli
 from worker.config import Settings
 from worker.db import migrate
+from worker.db import repository as repo
 from worker.metrics import queue_stats
 from worker.topology import Names
 
@@ -100,6 +101,8 @@ def _database_part(engine: Engine, limit: int) -> dict[str, Any]:
             part["database_error"] = "no schema yet: `entity-sync db upgrade` (or run) creates it"
             return part
         part["outbox_backlog"] = outbox.backlog(engine)
+        with engine.connect() as conn:
+            part["bulk_fan_outs"] = repo.running_jobs(conn)
     except sa.exc.SQLAlchemyError as exc:
         part["database_error"] = _one_line(exc)
         return part
@@ -163,6 +166,21 @@ def _render(report: dict[str, Any]) -> None:
             style = "red" if q["kind"] == "dlq" and (q["messages"] or 0) > 0 else None
             queues.add_row(q["queue"], q["kind"], messages, _text(q["consumers"]), style=style)
         parts.append(queues)
+
+    bulk = report.get("bulk_fan_outs") or []
+    if bulk:
+        table = Table(title="bulk fan-outs running", header_style="bold", title_justify="left")
+        for col in ("kind", "target", "done / total", "since", "cause"):
+            table.add_column(col)
+        for job in bulk:
+            table.add_row(
+                job["kind"],
+                job["target_entity"],
+                f"{job['done']} / {job['total']}",
+                _text(job["created_at"]),
+                job["cause_event_id"],
+            )
+        parts.append(table)
 
     sessions = report.get("sync_sessions") or []
     if sessions:

@@ -94,5 +94,11 @@ def lock_state(conn: Connection, mode: StateLock) -> float:
     admin = "pg_advisory_xact_lock" if mode is StateLock.ADMIN else "pg_advisory_xact_lock_shared"
     conn.execute(sa.text(f"SELECT {admin}(:k)"), {"k": _ADMIN_LOCK_KEY})
     if mode is StateLock.PERIODS:
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PERIODS_LOCK_KEY})
+        lock_periods(conn)
     return time.perf_counter() - started
+
+
+def lock_periods(conn: Connection) -> None:
+    """The periods lock alone, for a transaction that already holds the admin lock shared."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PERIODS_LOCK_KEY})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -13,8 +14,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
+from handlers.sharing.model import TYPE_ORDER, BulkJob, Copy, Entity, SourceKey, SourceObject
 from handlers.sharing.model import Connection as Conn
-from handlers.sharing.model import Copy, Entity, SourceKey, SourceObject
 from handlers.sharing.state import SharingState
 from worker.db import tables as t
 
@@ -164,11 +165,35 @@ class DbLoader:
             )
         return out
 
-    def load_copies_of_connection(self, connection_id: str) -> list[Copy]:
-        rows = self.conn.execute(
-            sa.select(t.target_copies).where(t.target_copies.c.connection_id == connection_id)
+    def load_sources_page(
+        self, object_types: Sequence[str], after: SourceKey | None, limit: int
+    ) -> list[SourceObject]:
+        """Keyset pages in backfill order: by type (parents first), then by id."""
+        col = t.source_objects.c
+        out: list[SourceObject] = []
+        for object_type in object_types:
+            if after is not None and TYPE_ORDER[object_type] < TYPE_ORDER[after[0]]:
+                continue
+            stmt = sa.select(t.source_objects).where(col.object_type == object_type)
+            if after is not None and object_type == after[0]:
+                stmt = stmt.where(col.object_id > after[1])
+            stmt = stmt.order_by(col.object_id).limit(limit - len(out))
+            out.extend(_source(r) for r in self.conn.execute(stmt))
+            if len(out) >= limit:
+                break
+        return out
+
+    def load_copies_page(
+        self, connection_id: str, object_type: str, after: str | None, limit: int
+    ) -> list[Copy]:
+        col = t.target_copies.c
+        stmt = sa.select(t.target_copies).where(
+            col.connection_id == connection_id, col.object_type == object_type
         )
-        return [_copy(r) for r in rows]
+        if after is not None:
+            stmt = stmt.where(col.source_object_id > after)
+        stmt = stmt.order_by(col.source_object_id).limit(limit)
+        return [_copy(r) for r in self.conn.execute(stmt)]
 
 
 def load_state(conn: Connection) -> SharingState:
@@ -337,3 +362,106 @@ def prune_processed(conn: Connection, older_than: dt.datetime, limit: int = 10_0
     oldest = sa.select(col.event_id).where(col.processed_at < older_than).limit(limit)
     result = conn.execute(t.processed_events.delete().where(col.event_id.in_(oldest)))
     return int(result.rowcount or 0)
+
+
+# --- bulk jobs (handlers/sharing/model.BulkJob) ----------------------------------------------
+
+
+def insert_jobs(conn: Connection, jobs: Sequence[BulkJob]) -> None:
+    """Record new bulk jobs with their size; a job already recorded (redelivery) stays."""
+    if not jobs:
+        return
+    now = _now()
+    rows = []
+    for job in jobs:
+        rows.append(
+            {
+                "job_id": job.job_id,
+                "kind": job.kind,
+                "connection_id": job.connection_id,
+                "target_entity": job.target_entity,
+                "cause_event_id": job.cause_event_id,
+                "object_types": list(job.object_types),
+                "currencies": list(job.currencies),
+                "cursor_type": None,
+                "cursor_id": None,
+                "done": 0,
+                "total": _job_size(conn, job),
+                "status": "running",
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    bulk_insert(conn, t.bulk_jobs, sorted(rows, key=lambda r: r["job_id"]), on_conflict="ignore")
+
+
+def _job_size(conn: Connection, job: BulkJob) -> int:
+    if job.kind == "release":
+        c = t.target_copies.c
+        stmt = sa.select(sa.func.count()).where(
+            c.connection_id == job.connection_id, c.object_type == job.object_types[0]
+        )
+    else:
+        s = t.source_objects.c
+        stmt = sa.select(sa.func.count()).select_from(t.source_objects)
+        if job.object_types:
+            stmt = stmt.where(s.object_type.in_(job.object_types))
+    return int(conn.execute(stmt).scalar_one())
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    job: BulkJob
+    cursor: SourceKey | None
+    done: int
+    total: int
+
+
+def claim_job(conn: Connection) -> JobRow | None:
+    """The oldest running job no other worker is running now (locked until commit)."""
+    c = t.bulk_jobs.c
+    row = conn.execute(
+        sa.select(t.bulk_jobs)
+        .where(c.status == "running")
+        .order_by(c.created_at, c.job_id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    ).first()
+    if row is None:
+        return None
+    job = BulkJob(
+        row.kind,
+        row.connection_id,
+        row.target_entity,
+        row.cause_event_id,
+        tuple(row.object_types),
+        tuple(row.currencies),
+    )
+    cursor = (row.cursor_type, row.cursor_id) if row.cursor_type and row.cursor_id else None
+    return JobRow(job, cursor, int(row.done), int(row.total))
+
+
+def save_job(
+    conn: Connection, job_id: str, cursor: SourceKey | None, done: int, status: str
+) -> None:
+    conn.execute(
+        t.bulk_jobs.update()
+        .where(t.bulk_jobs.c.job_id == job_id)
+        .values(
+            cursor_type=cursor[0] if cursor else None,
+            cursor_id=cursor[1] if cursor else None,
+            done=done,
+            status=status,
+            updated_at=_now(),
+        )
+    )
+
+
+def running_jobs(conn: Connection) -> list[dict[str, Any]]:
+    c = t.bulk_jobs.c
+    rows = conn.execute(
+        sa.select(c.kind, c.target_entity, c.done, c.total, c.created_at, c.cause_event_id)
+        .where(c.status == "running")
+        .order_by(c.created_at)
+    )
+    return [{str(k): v for k, v in r._mapping.items()} for r in rows]  # plain str keys, for JSON

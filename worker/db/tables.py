@@ -116,6 +116,26 @@ outbox = sa.Table(
     sa.Column("created_at", Ts, nullable=False, index=True),
 )
 
+bulk_jobs = sa.Table(
+    "bulk_jobs",
+    metadata,
+    sa.Column("job_id", sa.String(36), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # backfill | release
+    sa.Column("connection_id", sa.String(64), nullable=False),
+    sa.Column("target_entity", sa.String(64), nullable=False),
+    sa.Column("cause_event_id", sa.String(36), nullable=False),
+    sa.Column("object_types", Json, nullable=False),
+    sa.Column("currencies", Json, nullable=False),
+    sa.Column("cursor_type", sa.String(32)),  # the last object done: the next chunk starts after
+    sa.Column("cursor_id", sa.String(64)),
+    sa.Column("done", sa.BigInteger, nullable=False),
+    sa.Column("total", sa.BigInteger, nullable=False),  # counted when the job was made
+    sa.Column("status", sa.String(16), nullable=False),  # running | finished | cancelled
+    sa.Column("created_at", Ts, nullable=False),
+    sa.Column("updated_at", Ts, nullable=False),
+    sa.Index("ix_bulk_jobs_status", "status", "created_at"),
+)
+
 sync_sessions = sa.Table(
     "sync_sessions",
     metadata,

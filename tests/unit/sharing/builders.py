@@ -21,6 +21,7 @@ from handlers.sharing.service import (
     handle_entity_upserted,
     handle_object_shared,
     handle_settings,
+    run_bulk_chunk,
 )
 from handlers.sharing.state import SharingState
 from schemas.inputs import (
@@ -250,8 +251,23 @@ def control_levels(**levels: str) -> EntityControl:
 # --- driving the service ------------------------------------------------------------------
 
 
-def handle(state: SharingState, ev: Message) -> Outcome:
-    """Dispatch one event to its handler, like the worker does."""
+def handle(state: SharingState, ev: Message, chunk: int = 3) -> Outcome:
+    """Dispatch one event to its handler, then run its bulk jobs to the end in chunks of
+    `chunk` objects, like the worker does (each chunk after the event's commit)."""
+    outcome = _dispatch(state, ev)
+    for job in outcome.jobs:
+        cursor = None
+        while True:
+            part = run_bulk_chunk(state, job, cursor, chunk)
+            outcome.outputs.extend(part.outcome.outputs)
+            outcome.decisions.extend(part.outcome.decisions)
+            cursor = part.cursor
+            if part.finished:
+                break
+    return outcome
+
+
+def _dispatch(state: SharingState, ev: Message) -> Outcome:
     if isinstance(ev, ObjectShared):
         return handle_object_shared(state, ev, CTX)
     if isinstance(ev, EntityUpserted):
