@@ -308,9 +308,7 @@ class Chunk:
     cancelled: bool = False
 
 
-def run_bulk_chunk(
-    state: SharingState, job: BulkJob, after: SourceKey | None, limit: int
-) -> Chunk:
+def run_bulk_chunk(state: SharingState, job: BulkJob, after: SourceKey | None, limit: int) -> Chunk:
     """Up to `limit` objects of `job` after `after`, in backfill order (parents first).
 
     A job whose connection is no longer connected (disconnected meanwhile) is cancelled: rule 2
