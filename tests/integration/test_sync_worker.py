@@ -24,6 +24,7 @@ from worker.db import tables as t
 
 SEEDS = Path(__file__).resolve().parents[2] / "sandbox" / "seeds"
 ACCOUNTS = [f"0a{'0' * 29}{n}" for n in (1, 2, 3)]  # the third has no CrmId
+EU_ACCOUNT = f"0a{'0' * 29}5"  # held by the entity eu only
 PRODUCT = f"1a{'0' * 29}1"
 
 
@@ -68,7 +69,7 @@ def test_sync_requests_end_to_end(
             lambda: "eu" in app.workers[1].processor.known_entities(),  # type: ignore[attr-defined]
             what="entity eu known",
         )
-        accounts = request(ACCOUNTS, entity_by_id={ACCOUNTS[1]: "eu"})
+        accounts = request([*ACCOUNTS, EU_ACCOUNT], entity_by_id={EU_ACCOUNT: "eu"})
         too_many = request([f"{n:032x}" for n in range(9)], origin="ui")
         injection = request(["0a0000000000000000000000000001' or Id != '"])
         product = request([PRODUCT], object_type="product")
@@ -90,12 +91,12 @@ def test_sync_requests_end_to_end(
 
     acc = done[accounts["request_id"]]
     assert acc.status == "finished_with_errors"
-    assert [r.status for r in acc.results] == ["synced", "synced", "failed"]
+    assert [r.status for r in acc.results] == ["synced", "synced", "failed", "synced"]
     assert acc.results[2].errors[0].code == "missing_crm_id"
     assert acc.results[0].counts["Zuora__CustomerAccount__c"] == 1
     assert acc.results[0].counts["Zuora__ZInvoice__c"] >= 1
     accounts_in_crm = crm.state.records["Zuora__CustomerAccount__c"].values()
-    assert {r["Zuora__External_Id__c"] for r in accounts_in_crm} == set(ACCOUNTS[:2])
+    assert {r["Zuora__External_Id__c"] for r in accounts_in_crm} == {*ACCOUNTS[:2], EU_ACCOUNT}
 
     assert done[too_many["request_id"]].status == "rejected"
     assert "8" in (done[too_many["request_id"]].reason or "")
