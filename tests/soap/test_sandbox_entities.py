@@ -38,8 +38,11 @@ SEED: dict[str, Any] = {
 
 def _names(url: str, entity: str | None, page_size: int = 2000) -> list[str]:
     settings = billing_settings(url, batch_size=page_size)
-    with BillingClient(settings, entity=entity) as client:
+    client = BillingClient(settings, entity=entity)
+    try:
         return [str(r["Name"]) for r in client.query(QUERY)]
+    finally:
+        client.close()
 
 
 def test_each_session_sees_only_its_entitys_records(make_billing: MakeBilling) -> None:
