@@ -189,7 +189,16 @@ def test_sync_accounts_wait_prints_the_result_table(
         result = CliRunner().invoke(
             cli, ["sync", "accounts", *ACCOUNTS[:1], ACCOUNTS[2], "--wait", "--timeout", "120"]
         )
+        by_crm = CliRunner().invoke(
+            cli, ["sync", "crm-accounts", CRM_ACCOUNT, "--origin", "ui", "--wait"]
+        )
         history = CliRunner().invoke(cli, ["sync", "history"])
+    assert by_crm.exit_code == 0, by_crm.output
+    assert ": finished" in by_crm.output
+    assert "crm account" in by_crm.output
+    rows = [line for line in by_crm.output.splitlines() if CRM_ACCOUNT in line]
+    assert [row.split()[3] for row in rows] == [ACCOUNTS[0], f"0a{'0' * 29}4"]
+    assert all("synced" in row for row in rows)
     assert result.exit_code == 0, result.output
     assert "finished_with_errors" in result.output
     assert ACCOUNTS[0] in result.output
@@ -197,3 +206,5 @@ def test_sync_accounts_wait_prints_the_result_table(
     assert "Zuora__CustomerAccount__c=1" in result.output
     assert history.exit_code == 0
     assert "finished_with_errors" in history.output
+    assert "crm_account" in history.output
+    assert "billing_account" in history.output
