@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 import orjson
+from pydantic import ValidationError
 
 from handlers.errors import EntitySyncError, InvalidMessage
 from schemas.inputs import IDS_OF, SyncRequest
@@ -45,8 +46,10 @@ def _request(
         body["entity_by_id"] = dict.fromkeys(ids, entity)
     try:
         SyncRequest.model_validate(body)
-    except ValueError as exc:
-        raise InvalidMessage(str(exc).splitlines()[0]) from None
+    except ValidationError as exc:  # one line naming the field, not pydantic's report
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise InvalidMessage(f"{where}: {first['msg']}" if where else first["msg"]) from None
     return body
 
 
@@ -94,7 +97,7 @@ def _submit(
     if as_json:
         echo_json(completed)
     else:
-        results_table(completed)
+        results_table(completed, by_crm_account=object_type == "crm_account")
     if completed["status"] in ("failed", "rejected"):
         raise SystemExit(1)
 

@@ -7,10 +7,9 @@ from typing import Any
 from worker.cli.common import table
 
 
-def results_table(completed: dict[str, Any]) -> None:
+def results_table(completed: dict[str, Any], *, by_crm_account: bool) -> None:
     """One row per result; a `crm account` column when the request was by CRM account."""
     results = completed.get("results", [])
-    by_crm_account = any("crm_account_id" in r for r in results)
     rows = []
     for result in results:
         counts = ", ".join(f"{k}={v}" for k, v in sorted(result.get("counts", {}).items()) if v)
