@@ -1,5 +1,6 @@
 """Billing sandbox (Zuora a.79 style): login (optionally into an entity), ZOQL query with the
-vendor's limits, queryMore paging. Records live in memory, seeded from JSON."""
+vendor's limits, queryMore paging. Records live in memory, seeded from JSON, per entity: a
+session sees only the records of the entity it logged in to (no entity: the default one)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 from lxml import etree  # lxml ships no stubs
 
 from sandbox.query import Query, QueryError, check_limits, parse
-from sandbox.seed import Seed, check_seed
+from sandbox.seed import Records, Seed, by_entity
 from sandbox.server import (
     SANDBOX_PASSWORD,
     SANDBOX_USER,
@@ -59,23 +60,34 @@ class BillingSandbox:
         self.username = username
         self._password = password
         self.page_size = page_size
+        # None: login accepts any entity name (an entity without records sees none).
         self.entities = None if entities is None else frozenset(entities)
         self.faults = faults or Faults()
         self.sessions = SessionBook()
         self.logins: list[str | None] = []  # entity named by each successful login
         self._lock = threading.Lock()
         self._cursors: dict[str, _Cursor] = {}
-        self.records: dict[str, list[dict[str, Any]]] = {}
+        self._records: dict[str | None, Records] = {None: {}}
         self.add(seed or {})
 
     def add(self, seed: Seed) -> None:
-        """Add records; those without an Id get one."""
-        seed = check_seed(seed)
+        """Add records (flat: the default entity; `entities`: per entity); an Id is given to
+        those without one. Entities of the seed are accepted by login."""
         with self._lock:
-            for name, rows in seed.items():
-                for row in rows:
-                    row.setdefault("Id", secrets.token_hex(16))
-                self.records.setdefault(name, []).extend(rows)
+            for entity, records in by_entity(seed).items():
+                if entity is not None and self.entities is not None:
+                    self.entities |= {entity}
+                store = self._records.setdefault(entity, {})
+                for name, rows in records.items():
+                    for row in rows:
+                        row.setdefault("Id", secrets.token_hex(16))
+                    store.setdefault(name, []).extend(rows)
+
+    def records(self, entity: str | None = None) -> Records:
+        """A copy of the records one entity holds (None: the default entity)."""
+        with self._lock:
+            held = self._records.get(entity, {})
+            return {name: [dict(r) for r in rows] for name, rows in held.items()}
 
     # -- SOAP ------------------------------------------------------------------------------
 
@@ -85,9 +97,8 @@ class BillingSandbox:
         if request.operation == "login":
             return self._login(request, base_url)
         entity = self._session(request)
-        del entity  # every entity sees the same records in the sandbox
         if request.operation == "query":
-            return self._query(request)
+            return self._query(request, entity)
         if request.operation == "queryMore":
             return self._query_more(request)
         raise SoapFault(
@@ -130,7 +141,7 @@ class BillingSandbox:
             size = min(size, int(raw))
         return size
 
-    def _query(self, request: Request) -> bytes:
+    def _query(self, request: Request, entity: str | None) -> bytes:
         text = child_text(request.body, "queryString") or ""
         try:
             query = parse(text)
@@ -138,11 +149,12 @@ class BillingSandbox:
         except QueryError as exc:
             raise SoapFault("MalformedQueryFault", exc.code, str(exc)) from None
         with self._lock:
-            if query.object not in self.records and query.object not in KNOWN_OBJECTS:
+            held = self._records.get(entity, {})  # the session's entity only
+            if query.object not in held and query.object not in KNOWN_OBJECTS:
                 raise SoapFault(
                     "MalformedQueryFault", "INVALID_TYPE", f"invalid type {query.object}"
                 )
-            rows = [dict(r) for r in self.records.get(query.object, []) if query.matches(r)]
+            rows = [dict(r) for r in held.get(query.object, []) if query.matches(r)]
         return self._page(_Cursor(query, rows, 0), self._batch_size(request), "queryResponse")
 
     def _query_more(self, request: Request) -> bytes:

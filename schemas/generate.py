@@ -97,6 +97,8 @@ def asyncapi() -> dict[str, Any]:
             "payload": {"$ref": f"./json/{stem}.schema.json"},
             "bindings": {"amqp": {"bindingVersion": "0.3.0", "deliveryMode": 2}},
         }
+        if examples := model.model_json_schema().get("examples"):  # the model's own examples
+            messages[name]["examples"] = [{"payload": example} for example in examples]
         address = routing_key
         params = {
             p: {"description": p.replace("_", " ")}

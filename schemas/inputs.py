@@ -165,22 +165,115 @@ class EntityControl(Message):
     levels: Annotated[dict[AttributeName, ControlLevel], Field(min_length=1, max_length=200)]
 
 
-class SyncRequest(Message):
-    """`sync.request`: sync up to 10 (api) or 8 (ui) billing accounts or products into the CRM.
+ZUORA_ID_PATTERN = r"^[0-9a-fA-F]{32}$"
+CRM_ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$"
+# Loose in the model (any short string), exact in the JSON Schema: the sync handler answers a
+# malformed id with `rejected` (malformed_id) instead of dead-lettering the request.
+_IdList = Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=1000)]
+IDS_OF: dict[str, str] = {
+    "billing_account": "zuora_ids",
+    "product": "zuora_ids",
+    "crm_account": "crm_account_ids",
+}
 
-    Ids, their count and the entity are checked by the sync handler, which answers an invalid
-    request with `sync.completed` status `rejected` instead of dead-lettering it.
+
+def _id_list(pattern: str) -> Any:
+    return Field(
+        default=None,
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": pattern},
+                    "maxItems": 1000,
+                },
+                {"type": "null"},
+            ]
+        },
+    )
+
+
+def _kind_rules() -> dict[str, Any]:
+    """The model validator below, as JSON Schema for other languages: exactly one id list,
+    the one `object_type` names (null counts as absent)."""
+
+    def only(wanted: str, other: str) -> dict[str, Any]:
+        return {
+            "required": [wanted],
+            "properties": {wanted: {"type": "array"}, other: {"type": "null"}},
+        }
+
+    return {
+        "allOf": [
+            {
+                "if": {
+                    "properties": {"object_type": {"const": "crm_account"}},
+                    "required": ["object_type"],
+                },
+                "then": only("crm_account_ids", "zuora_ids"),
+                "else": only("zuora_ids", "crm_account_ids"),
+            }
+        ],
+        "examples": [
+            {
+                "request_id": "6f7a8b9c-0d1e-4f2a-8b3c-4d5e6f7a8b08",
+                "object_type": "billing_account",
+                "zuora_ids": ["8a80c3a87f1d2e3b017f1e9c0c5d1001"],
+                "entity_by_id": {"8a80c3a87f1d2e3b017f1e9c0c5d1001": "acme-de"},
+                "origin": "api",
+                "requested_by": "billing-ui@example.com",
+                "requested_at": "2026-11-20T12:00:00Z",
+            },
+            {
+                "request_id": "5b0e7a3c-61c2-4a8e-9d64-0f2b9a7c1e55",
+                "object_type": "crm_account",
+                "crm_account_ids": ["001Dn00000A1b2cIAB"],
+                "origin": "ui",
+                "requested_by": "jane.doe@example.com",
+                "requested_at": "2026-12-02T09:30:00Z",
+            },
+        ],
+    }
+
+
+class SyncRequest(Message):
+    """`sync.request`: sync billing accounts or products, or every billing account of CRM accounts.
+
+    `zuora_ids` (billing_account, product) or `crm_account_ids` (crm_account): exactly one,
+    the one `object_type` names. Ids, their count (10 api, 8 ui; for crm_account also the
+    billing accounts found) and the entities are checked by the sync handler, which answers an
+    invalid request with `sync.completed` status `rejected` instead of dead-lettering it.
     """
 
+    model_config = ConfigDict(json_schema_extra=_kind_rules())
+
     request_id: UUID
-    object_type: Literal["billing_account", "product"]
-    zuora_ids: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=1000)] = (
-        Field(json_schema_extra={"items": {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"}})
+    object_type: Literal["billing_account", "product", "crm_account"]
+    zuora_ids: _IdList | None = _id_list(ZUORA_ID_PATTERN)
+    crm_account_ids: _IdList | None = _id_list(CRM_ACCOUNT_ID_PATTERN)
+    entity_by_id: dict[str, Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None,
+        description="Entity per requested id (its keys are ids of the request). For "
+        "crm_account, the billing accounts are looked up in every entity named here.",
     )
-    entity_by_id: dict[str, Annotated[str, Field(max_length=64)]] | None = None
     origin: Literal["api", "ui"]
     requested_by: ShortText
     requested_at: Timestamp
+
+    @model_validator(mode="after")
+    def _one_id_list(self) -> SyncRequest:
+        wanted = IDS_OF[self.object_type]
+        other = "zuora_ids" if wanted == "crm_account_ids" else "crm_account_ids"
+        if getattr(self, wanted) is None:
+            raise ValueError(f"{wanted} is required for object_type {self.object_type}")
+        if getattr(self, other) is not None:
+            raise ValueError(f"{other} is not allowed with object_type {self.object_type}")
+        return self
+
+    @property
+    def ids(self) -> list[str]:
+        """The requested ids: `zuora_ids` or `crm_account_ids`, whichever the kind uses."""
+        return list(self.crm_account_ids or self.zuora_ids or [])
 
 
 AdminMessage = EntityUpserted | EntityConnection | EntitySettings | EntityControl

@@ -56,7 +56,14 @@ class SyncError(Output):
 
 
 class SyncResult(Output):
-    zuora_id: str
+    zuora_id: str | None = Field(
+        description="The billing account or product; null only in a crm_account result that "
+        "names no billing account (none found: `no_billing_accounts`; or the lookup failed)."
+    )
+    crm_account_id: str | None = Field(
+        default=None,
+        description="crm_account requests only: the requested CRM account this result is for.",
+    )
     status: Literal["synced", "failed", "skipped"]
     counts: dict[str, int]
     errors: list[SyncError]

@@ -131,7 +131,8 @@ def _sync_rows(engine: sa.Engine) -> list[list[str]]:
             rows.append(
                 [
                     session["status"],
-                    result["zuora_id"],
+                    result.get("crm_account_id") or "",
+                    result["zuora_id"] or "",
                     result["status"],
                     f"{counts} records",
                     errors,

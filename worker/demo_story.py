@@ -210,6 +210,7 @@ ACCOUNTS = [
     "0a000000000000000000000000000002",
     "0a000000000000000000000000000003",
 ]  # the third has no CrmId in the seed
+CRM_ACCOUNT = "001000000000001AAA"  # its billing accounts: the first above and 0a000…0004
 SEED_PRODUCT = "1a000000000000000000000000000001"
 
 
@@ -217,17 +218,22 @@ def syncs() -> list[Event]:
     """On-demand syncs against the sandboxes seeded from sandbox/seeds/."""
 
     def request(object_type: str, ids: list[str]) -> Event:
+        ids_field = "crm_account_ids" if object_type == "crm_account" else "zuora_ids"
         return (
             "sync.request",
             {
                 "request_id": _id(),
                 "event_id": _id(),
                 "object_type": object_type,
-                "zuora_ids": ids,
+                ids_field: ids,
                 "origin": "ui",
                 "requested_by": "demo@example.com",
                 "requested_at": AT,
             },
         )
 
-    return [request("billing_account", ACCOUNTS), request("product", [SEED_PRODUCT])]
+    return [
+        request("billing_account", ACCOUNTS),
+        request("product", [SEED_PRODUCT]),
+        request("crm_account", [CRM_ACCOUNT]),
+    ]

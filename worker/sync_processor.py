@@ -1,9 +1,10 @@
 """The sync-request processor: one SOAP sync per request, then `sync.completed`.
 
-An invalid request (too many ids, malformed or duplicated ids, an unknown entity) is answered
-with status `rejected` by the sync engine and is not dead-lettered; an undecodable or
-schema-invalid message is. A request whose session is already stored (redelivered after a
-crash between saving and acking) is answered again from the store, not synced twice.
+An invalid request (too many ids, malformed or duplicated ids, an unknown entity, more billing
+accounts behind its CRM accounts than the limit) is answered with status `rejected` by the sync
+engine and is not dead-lettered; an undecodable or schema-invalid message is. A request whose
+session is already stored (redelivered after a crash between saving and acking) is answered
+again from the store, not synced twice.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ class SyncProcessor:
             "sync finished",
             request_id=str(request.request_id),
             status=completed["status"],
-            ids=len(request.zuora_ids),
+            object_type=request.object_type,
+            ids=len(request.ids),
         )
         result.fates["applied"] += 1
         return completed

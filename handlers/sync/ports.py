@@ -30,8 +30,9 @@ class CrmApi(Protocol):
 
 
 class SyncLocks(Protocol):
-    """At most one sync per key (`billing_account:<id>` / `product:<id>`) at a time, across
-    workers. A lock not released within `ttl_seconds` (a crashed worker) may be taken again."""
+    """At most one sync per key (`billing_account:<id>` / `product:<id>`; the billing accounts
+    of a CRM account use the former) at a time, across workers. A lock not released within
+    `ttl_seconds` (a crashed worker) may be taken again."""
 
     def try_acquire(self, key: str, *, ttl_seconds: float) -> bool: ...
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from worker import demo_story
 from worker.cli.main import cli
 from worker.demo import run_demo
 
@@ -30,16 +31,20 @@ def test_demo_outcomes(tmp_path: Path) -> None:
         "shared_object_delete",
     ]
     assert report.outputs["share.exception.acme-ch"] == 1
-    assert report.outputs["sync.completed"] == 2
-    assert sum(report.outputs.values()) == 11 + 2
-    # the on-demand sync against the sandboxes: two accounts synced, one without CrmId failed
-    assert [(r[0], r[2]) for r in report.sync] == [
-        ("finished_with_errors", "synced"),
-        ("finished_with_errors", "synced"),
-        ("finished_with_errors", "failed"),
-        ("finished", "synced"),
+    assert report.outputs["sync.completed"] == 3
+    assert sum(report.outputs.values()) == 11 + 3
+    # the on-demand syncs against the sandboxes: two accounts synced, one without CrmId failed;
+    # the product; then one CRM account with its two billing accounts
+    crm_account, (first, second, third) = demo_story.CRM_ACCOUNT, demo_story.ACCOUNTS
+    assert [(r[0], r[1], r[2], r[3]) for r in report.sync] == [
+        ("finished_with_errors", "", first, "synced"),
+        ("finished_with_errors", "", second, "synced"),
+        ("finished_with_errors", "", third, "failed"),
+        ("finished", "", demo_story.SEED_PRODUCT, "synced"),
+        ("finished", crm_account, first, "synced"),
+        ("finished", crm_account, "0a000000000000000000000000000004", "synced"),
     ]
-    assert "missing_crm_id" in report.sync[2][4]
+    assert "missing_crm_id" in report.sync[2][5]
 
 
 @pytest.mark.embedded
@@ -48,6 +53,7 @@ def test_demo_command_prints_the_tables(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "what each target received, and why" in result.output
     assert "blocked (target_has_own_periods)" in result.output
+    assert "001000000000001AAA" in result.output  # the sync of one CRM account
 
 
 @pytest.mark.embedded

@@ -24,6 +24,9 @@ from worker.db import tables as t
 
 SEEDS = Path(__file__).resolve().parents[2] / "sandbox" / "seeds"
 ACCOUNTS = [f"0a{'0' * 29}{n}" for n in (1, 2, 3)]  # the third has no CrmId
+EU_ACCOUNT = f"0a{'0' * 29}5"  # held by the entity eu only
+CRM_ACCOUNT = "001000000000001AAA"  # accounts 1 and 4 in the default entity, 5 in eu
+LONELY_CRM_ACCOUNT = "001000000000009AAA"  # no billing account has it
 PRODUCT = f"1a{'0' * 29}1"
 
 
@@ -68,7 +71,7 @@ def test_sync_requests_end_to_end(
             lambda: "eu" in app.workers[1].processor.known_entities(),  # type: ignore[attr-defined]
             what="entity eu known",
         )
-        accounts = request(ACCOUNTS, entity_by_id={ACCOUNTS[1]: "eu"})
+        accounts = request([*ACCOUNTS, EU_ACCOUNT], entity_by_id={EU_ACCOUNT: "eu"})
         too_many = request([f"{n:032x}" for n in range(9)], origin="ui")
         injection = request(["0a0000000000000000000000000001' or Id != '"])
         product = request([PRODUCT], object_type="product")
@@ -90,12 +93,12 @@ def test_sync_requests_end_to_end(
 
     acc = done[accounts["request_id"]]
     assert acc.status == "finished_with_errors"
-    assert [r.status for r in acc.results] == ["synced", "synced", "failed"]
+    assert [r.status for r in acc.results] == ["synced", "synced", "failed", "synced"]
     assert acc.results[2].errors[0].code == "missing_crm_id"
     assert acc.results[0].counts["Zuora__CustomerAccount__c"] == 1
     assert acc.results[0].counts["Zuora__ZInvoice__c"] >= 1
     accounts_in_crm = crm.state.records["Zuora__CustomerAccount__c"].values()
-    assert {r["Zuora__External_Id__c"] for r in accounts_in_crm} == set(ACCOUNTS[:2])
+    assert {r["Zuora__External_Id__c"] for r in accounts_in_crm} == {*ACCOUNTS[:2], EU_ACCOUNT}
 
     assert done[too_many["request_id"]].status == "rejected"
     assert "8" in (done[too_many["request_id"]].reason or "")
@@ -108,6 +111,61 @@ def test_sync_requests_end_to_end(
             conn.execute(sa.select(t.sync_sessions.c.request_id, t.sync_sessions.c.status)).all()
         )
     assert stored == {k: v.status for k, v in done.items()}
+
+
+def crm_request(ids: list[str], **kw: Any) -> dict[str, Any]:
+    body = request([], object_type="crm_account", **kw)
+    del body["zuora_ids"]
+    return {**body, "crm_account_ids": ids}
+
+
+@pytest.mark.integration
+@pytest.mark.soap
+@pytest.mark.usefixtures("rabbit_cleanup")
+def test_crm_account_requests_end_to_end(
+    broker_url: str, database_url: str, prefix: str, sandboxes: tuple[Any, Any]
+) -> None:
+    _billing, crm = sandboxes
+    with running_app(settings_for(prefix, broker_url, database_url)) as app:
+        out = bind_output_queue(broker_url, prefix)
+        publisher = PikaPublisher(broker_url, f"{prefix}.in")
+        publisher.publish(*entity("eu", ["EUR"]))
+        wait_for(
+            lambda: "eu" in app.workers[1].processor.known_entities(),  # type: ignore[attr-defined]
+            what="entity eu known",
+        )
+        default = crm_request([CRM_ACCOUNT, LONELY_CRM_ACCOUNT], origin="ui")
+        in_eu = crm_request([CRM_ACCOUNT], entity_by_id={CRM_ACCOUNT: "eu"})
+        both_lists = {**crm_request([CRM_ACCOUNT]), "zuora_ids": ACCOUNTS[:1]}
+        for body in (default, in_eu, both_lists):
+            publisher.publish("sync.request", body)
+        results = {m.json()["request_id"]: m for m in collect(broker_url, out, 2, timeout=120)}
+        publisher.close()
+        dead = collect(broker_url, f"{prefix}.sync-request.dlq", 1)
+
+    assert dead[0].headers["x-error-type"] == "schema_invalid"
+    done = {k: SyncCompleted.model_validate(m.json()) for k, m in results.items()}
+    first = done[default["request_id"]]
+    assert first.status == "finished_with_errors"
+    assert [(r.crm_account_id, r.zuora_id, r.status) for r in first.results] == [
+        (CRM_ACCOUNT, ACCOUNTS[0], "synced"),
+        (CRM_ACCOUNT, f"0a{'0' * 29}4", "synced"),
+        (LONELY_CRM_ACCOUNT, None, "skipped"),
+    ]
+    assert first.results[2].errors[0].code == "no_billing_accounts"
+    second = done[in_eu["request_id"]]
+    assert second.status == "finished"
+    assert [(r.crm_account_id, r.zuora_id) for r in second.results] == [(CRM_ACCOUNT, EU_ACCOUNT)]
+    customers = {
+        r["Zuora__External_Id__c"]: r
+        for r in crm.state.records["Zuora__CustomerAccount__c"].values()
+    }
+    assert set(customers) == {ACCOUNTS[0], f"0a{'0' * 29}4", EU_ACCOUNT}
+    assert customers[EU_ACCOUNT]["Name"] == "Customer 5 (EU)"
+    assert {c["Zuora__Account__c"] for c in customers.values()} == {CRM_ACCOUNT}
+    with app.engine.connect() as conn:
+        kinds = set(conn.execute(sa.select(t.sync_sessions.c.object_type)).scalars())
+    assert kinds == {"crm_account"}
 
 
 @pytest.mark.integration
@@ -131,7 +189,16 @@ def test_sync_accounts_wait_prints_the_result_table(
         result = CliRunner().invoke(
             cli, ["sync", "accounts", *ACCOUNTS[:1], ACCOUNTS[2], "--wait", "--timeout", "120"]
         )
+        by_crm = CliRunner().invoke(
+            cli, ["sync", "crm-accounts", CRM_ACCOUNT, "--origin", "ui", "--wait"]
+        )
         history = CliRunner().invoke(cli, ["sync", "history"])
+    assert by_crm.exit_code == 0, by_crm.output
+    assert ": finished" in by_crm.output
+    assert "crm account" in by_crm.output
+    rows = [line for line in by_crm.output.splitlines() if CRM_ACCOUNT in line]
+    assert [row.split()[3] for row in rows] == [ACCOUNTS[0], f"0a{'0' * 29}4"]
+    assert all("synced" in row for row in rows)
     assert result.exit_code == 0, result.output
     assert "finished_with_errors" in result.output
     assert ACCOUNTS[0] in result.output
@@ -139,3 +206,5 @@ def test_sync_accounts_wait_prints_the_result_table(
     assert "Zuora__CustomerAccount__c=1" in result.output
     assert history.exit_code == 0
     assert "finished_with_errors" in history.output
+    assert "crm_account" in history.output
+    assert "billing_account" in history.output

@@ -24,9 +24,12 @@ def account_seed(
     n_accounts: int = 1,
     *,
     invoices: int = 3,
-    crm_id: bool = True,
+    crm_id: bool | str = True,
     start: int = 1,
+    name: str = "Customer",
 ) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+    """Accounts with their related objects. `crm_id`: True gives each its own CRM account, a
+    string puts every account under that CRM account, False leaves CrmId out."""
     seed: dict[str, list[dict[str, Any]]] = {
         k: []
         for k in (
@@ -41,10 +44,11 @@ def account_seed(
         bill_to, sold_to = zid(0x0C, a * 2), zid(0x0C, a * 2 + 1)
         seed["Account"].append(
             {
-                "Id": account_id, "AccountNumber": f"A-{a:05d}", "Name": f"Customer {a}",
+                "Id": account_id, "AccountNumber": f"A-{a:05d}", "Name": f"{name} {a}",
                 "Balance": "125.50", "Currency": "EUR", "Status": "Active",
                 "BillToId": bill_to, "SoldToId": sold_to, "LastInvoiceDate": "2026-10-01",
-                **({"CrmId": f"001{a:012d}AAA"} if crm_id else {}),
+                **({"CrmId": crm_id if isinstance(crm_id, str) else f"001{a:012d}AAA"}
+                   if crm_id else {}),
             }
         )  # fmt: skip
         for contact_id, first in ((bill_to, "Bill"), (sold_to, "Sold")):
@@ -163,6 +167,25 @@ def request(
             "request_id": str(uuid.uuid4()),
             "object_type": object_type,
             "zuora_ids": ids,
+            "entity_by_id": entity_by_id,
+            "origin": origin,
+            "requested_by": "tests@example.com",
+            "requested_at": dt.datetime.now(dt.UTC).isoformat(),
+        }
+    )
+
+
+def crm_request(
+    crm_account_ids: list[str],
+    *,
+    origin: str = "api",
+    entity_by_id: dict[str, str] | None = None,
+) -> SyncRequest:
+    return SyncRequest.model_validate(
+        {
+            "request_id": str(uuid.uuid4()),
+            "object_type": "crm_account",
+            "crm_account_ids": crm_account_ids,
             "entity_by_id": entity_by_id,
             "origin": origin,
             "requested_by": "tests@example.com",

@@ -8,7 +8,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from soapkit import VENDOR_FILES, account_seed, billing_settings, merge, product_seed, request
+from soapkit import (
+    VENDOR_FILES,
+    account_seed,
+    billing_settings,
+    crm_request,
+    merge,
+    product_seed,
+    request,
+)
 
 from handlers.soap.billing import BillingClient
 from handlers.soap.errors import SoapPermanentError
@@ -101,3 +109,51 @@ def test_vendor_billing_wsdl_cannot_name_an_entity(
     assert completed.status == "failed"
     assert completed.results[0].errors[0].code == "entity_login_unsupported"
     assert billing.calls() == 0
+
+
+def test_vendor_wsdls_sync_every_billing_account_of_a_crm_account(
+    vendor_wsdl_dir: Path, make_billing: MakeBilling, make_crm: MakeCrm, make_service: MakeService
+) -> None:
+    crm_account = "001Dn00000A1b2cIAB"
+    mine, mine_ids = account_seed(2, crm_id=crm_account[:15])
+    other, _ = account_seed(1, start=3)
+    billing, crm = make_billing(merge(mine, other)), make_crm()
+    billing_options, crm_options = _vendor(vendor_wsdl_dir)
+    service, _ = make_service(
+        billing, crm, billing_options=billing_options, crm_options=crm_options
+    )
+    completed = SyncCompleted.model_validate(
+        service.handle(crm_request([crm_account, "001Dn00000B7xYzIAJ"]))
+    )
+    assert completed.status == "finished_with_errors"
+    rows = [(r.crm_account_id, r.zuora_id, r.status) for r in completed.results]
+    assert rows == [
+        (crm_account, mine_ids[0], "synced"),
+        (crm_account, mine_ids[1], "synced"),
+        ("001Dn00000B7xYzIAJ", None, "skipped"),
+    ]
+    assert completed.results[0].counts["Zuora__SubscriptionProductCharge__c"] == 4
+    assert completed.results[2].errors[0].code == "no_billing_accounts"
+
+
+def test_vendor_billing_wsdl_cannot_look_up_crm_accounts_in_an_entity(
+    vendor_wsdl_dir: Path, make_billing: MakeBilling, make_crm: MakeCrm, make_service: MakeService
+) -> None:
+    crm_account = "001Dn00000A1b2cIAB"
+    seed, _ = account_seed(1, crm_id=crm_account)
+    billing = make_billing({"entities": {"eu": seed}})
+    crm = make_crm({"zqu__BillingEntity__c": [{"Name": "eu"}]})
+    billing_options, crm_options = _vendor(vendor_wsdl_dir)
+    service, _ = make_service(
+        billing, crm, billing_options=billing_options, crm_options=crm_options
+    )
+    completed = SyncCompleted.model_validate(
+        service.handle(
+            crm_request([crm_account], entity_by_id={crm_account: "eu"}), known_entities={"eu"}
+        )
+    )
+    assert completed.status == "failed"
+    (result,) = completed.results
+    assert (result.crm_account_id, result.zuora_id) == (crm_account, None)
+    assert result.errors[0].code == "entity_login_unsupported"
+    assert billing.calls() + crm.calls() == 0

@@ -163,8 +163,10 @@ def test_concurrent_requests_for_one_account_sync_it_once_at_a_time(
 def test_multi_entity_logs_in_to_the_entity_and_needs_its_crm_record(
     make_billing: MakeBilling, make_crm: MakeCrm, make_service: MakeService
 ) -> None:
-    seed, ids = account_seed(2)
-    billing = make_billing(seed, entities={"eu", "us"})
+    eu, eu_ids = account_seed(1)
+    us, us_ids = account_seed(1, start=2)
+    ids = eu_ids + us_ids
+    billing = make_billing({"entities": {"eu": eu, "us": us}})
     crm = make_crm({"zqu__BillingEntity__c": [{"Name": "eu"}]})
     service, _ = make_service(billing, crm)
     body = service.handle(
@@ -174,6 +176,8 @@ def test_multi_entity_logs_in_to_the_entity_and_needs_its_crm_record(
     assert [r.status for r in completed.results] == ["synced", "failed"]
     assert completed.results[1].errors[0].code == "billing_entity_missing"
     assert set(billing.state.logins) == {"eu", "us"}
+    elsewhere = _valid(service.handle(request(eu_ids)))  # the default entity does not hold it
+    assert elsewhere.results[0].errors[0].code == "not_found"
 
 
 def test_unknown_entity_is_rejected(
@@ -329,11 +333,12 @@ def test_example_seeds_sync_for_demos(
     billing = make_billing(load_seed(EXAMPLE_SEEDS / "billing.json"), entities={"eu"})
     crm = make_crm(load_seed(EXAMPLE_SEEDS / "crm.json"))
     service, _ = make_service(billing, crm)
-    ids = [zid(0x0A, n) for n in (1, 2, 3)]
+    ids = [zid(0x0A, n) for n in (1, 2, 3, 4, 5)]  # the fifth is in the entity eu
     completed = _valid(
-        service.handle(request(ids, entity_by_id={ids[1]: "eu"}), known_entities={"eu"})
+        service.handle(request(ids, entity_by_id={ids[4]: "eu"}), known_entities={"eu"})
     )
-    assert [r.status for r in completed.results] == ["synced", "synced", "failed"]
+    statuses = [r.status for r in completed.results]
+    assert statuses == ["synced", "synced", "failed", "synced", "synced"]
     assert completed.results[2].errors[0].code == "missing_crm_id"
     product = _valid(service.handle(request([zid(0x1A, 1)], object_type="product")))
     assert product.status == "finished"

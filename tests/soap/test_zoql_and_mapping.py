@@ -6,8 +6,9 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from soapkit import request, zid
+from soapkit import crm_request, request, zid
 
+from handlers.sync.crm_ids import long_form, spellings
 from handlers.sync.mapping import (
     CRM_FIELDS,
     READ_FIELDS,
@@ -16,6 +17,7 @@ from handlers.sync.mapping import (
     map_customer_account,
     map_record,
 )
+from handlers.sync.resolve import billing_accounts_of
 from handlers.sync.validate import Rejection, validate_request
 from handlers.sync.zoql import MAX_CHARS, MAX_CONDITIONS, UnsafeQueryInput, quote, select_by
 from sandbox.query import check_limits, parse
@@ -148,3 +150,77 @@ def test_valid_request_keeps_ids_in_order() -> None:
         request(ids, origin="ui", entity_by_id={ids[0]: "eu"}), known_entities={"eu"}
     )
     assert checked == ids
+
+
+CRM_X = "001Dn00000A1b2cIAB"
+
+
+@pytest.mark.parametrize(
+    ("ids", "origin", "entities", "code"),
+    [
+        ([long_form(f"001Dn{n:010d}") for n in range(11)], "api", None, "too_many_ids"),
+        ([long_form(f"001Dn{n:010d}") for n in range(9)], "ui", None, "too_many_ids"),
+        (["001Dn00000A1b2"], "api", None, "malformed_id"),
+        (["001Dn00000A1b2cIA"], "api", None, "malformed_id"),
+        (["001Dn00000A1b2c' or CrmId != '"], "api", None, "malformed_id"),
+        ([CRM_X, CRM_X[:15]], "api", None, "duplicate_id"),
+        ([CRM_X], "api", {"001Dn00000B7xYzIAJ": "eu"}, "unknown_id"),
+        ([CRM_X], "api", {CRM_X: "mars"}, "unknown_entity"),
+        ([], "api", None, "no_ids"),
+    ],
+)
+def test_invalid_crm_account_requests_are_rejected_with_a_reason(
+    ids: list[str], origin: str, entities: dict[str, str] | None, code: str
+) -> None:
+    checked = validate_request(
+        crm_request(ids, origin=origin, entity_by_id=entities), known_entities={"eu"}
+    )
+    assert isinstance(checked, Rejection)
+    assert checked.reason.startswith(code + ":")
+
+
+def test_crm_account_ids_of_15_characters_are_case_sensitive() -> None:
+    ids = [CRM_X[:15], CRM_X[:14] + "C"]  # differ only in the case of one letter
+    req = crm_request(ids, entity_by_id={CRM_X: "eu"})  # the 18-character spelling of the first
+    assert validate_request(req, known_entities={"eu"}) == ids
+    assert long_form(CRM_X[:15]) == CRM_X
+    assert spellings(CRM_X) == [CRM_X, CRM_X[:15]]
+    assert spellings(CRM_X[:15]) == [CRM_X[:15], CRM_X]
+
+
+class RecordingBilling:
+    """A fake billing API over records in memory that keeps every ZOQL query it is sent and
+    holds it to the vendor's limits."""
+
+    def __init__(self, records: list[dict[str, str]]) -> None:
+        self.records = records
+        self.queries: list[str] = []
+
+    def ensure_login(self) -> str:
+        return "session"
+
+    def query(self, zoql: str) -> list[dict[str, str]]:
+        self.queries.append(zoql)
+        parsed = parse(zoql)
+        check_limits(zoql, parsed)
+        return [r for r in self.records if parsed.matches(r)]
+
+
+def test_crm_account_lookup_is_one_query_asking_for_both_spellings() -> None:
+    ids = [long_form(f"001Dn{n:010d}") for n in range(10)]
+    billing = RecordingBilling(
+        [
+            {"Id": zid(0x0A, 2), "CrmId": ids[3]},
+            {"Id": zid(0x0A, 1), "CrmId": ids[3][:15]},
+            {"Id": zid(0x0A, 3), "CrmId": ids[3][:14] + "x"},  # another account
+        ]
+    )
+    found = billing_accounts_of(billing, ids)
+    (zoql,) = billing.queries
+    parsed = parse(zoql)
+    assert parsed.object == "Account"
+    assert {c.field for group in parsed.where for c in group} == {"CrmId"}
+    assert [c.value for group in parsed.where for c in group] == [
+        s for i in ids for s in spellings(i)
+    ]
+    assert found == {i: ([zid(0x0A, 1), zid(0x0A, 2)] if i == ids[3] else []) for i in ids}

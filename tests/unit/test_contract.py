@@ -24,6 +24,7 @@ STEM_OF = {
     "entity.settings": "entity-settings",
     "entity.control": "entity-control",
     "sync.request": "sync-request",
+    "sync.request.crm_account": "sync-request",
 }
 
 
@@ -110,3 +111,76 @@ def test_unknown_extra_fields_are_ignored() -> None:
     _validator("object-shared").validate(body)
     model = generate.MESSAGES["object-shared"][0].model_validate(body)
     assert not hasattr(model, "extra_field")
+
+
+def _sync_request(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "request_id": "5b0e7a3c-61c2-4a8e-9d64-0f2b9a7c1e55",
+        "object_type": "crm_account",
+        "crm_account_ids": ["001Dn00000A1b2cIAB", "001Dn00000A1b2c"],
+        "origin": "ui",
+        "requested_by": "jane.doe@example.com",
+        "requested_at": "2026-12-02T09:30:00Z",
+    }
+    body.update(changes)
+    return {k: v for k, v in body.items() if v is not ...}
+
+
+ZUORA_ID = "8a80c3a87f1d2e3b017f1e9c0c5d1001"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _sync_request(),
+        _sync_request(zuora_ids=None),
+        _sync_request(object_type="billing_account", crm_account_ids=..., zuora_ids=[ZUORA_ID]),
+        _sync_request(object_type="product", crm_account_ids=None, zuora_ids=[ZUORA_ID]),
+    ],
+    ids=["crm_account", "null_counts_as_absent", "billing_account", "product"],
+)
+def test_sync_request_kinds_the_schema_and_model_accept(body: dict[str, Any]) -> None:
+    _validator("sync-request").validate(body)
+    generate.MESSAGES["sync-request"][0].model_validate(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _sync_request(zuora_ids=[ZUORA_ID]),  # both lists
+        _sync_request(crm_account_ids=...),  # neither
+        _sync_request(crm_account_ids=None),
+        _sync_request(object_type="billing_account"),  # the list of the other kind
+        _sync_request(object_type="product", crm_account_ids=..., zuora_ids=None),
+        _sync_request(object_type="account"),
+        _sync_request(crm_account_ids="001Dn00000A1b2cIAB"),
+        _sync_request(crm_account_ids=["x" * 65]),
+    ],
+    ids=lambda b: "invalid",
+)
+def test_sync_request_needs_exactly_the_id_list_of_its_kind(body: dict[str, Any]) -> None:
+    assert list(_validator("sync-request").iter_errors(body)), "JSON Schema accepted it"
+    with pytest.raises(ValidationError):
+        generate.MESSAGES["sync-request"][0].model_validate(body)
+
+
+def test_crm_account_ids_are_15_or_18_letters_and_digits_in_the_schema() -> None:
+    for bad in ("001Dn00000A1b2", "001Dn00000A1b2cIA", "001Dn00000A1b2c'; x"):
+        assert list(_validator("sync-request").iter_errors(_sync_request(crm_account_ids=[bad])))
+
+
+def test_schema_examples_are_valid_and_shown_in_asyncapi() -> None:
+    doc = yaml.safe_load(generate.ASYNCAPI.read_text())
+    for stem, (model, _, _) in generate.MESSAGES.items():
+        schema = json.loads((generate.JSON_DIR / f"{stem}.schema.json").read_text())
+        for example in schema.get("examples", []):
+            _validator(stem).validate(example)
+            model.model_validate(example)
+        name = "".join(part.title() for part in stem.split("-"))
+        shown = [e["payload"] for e in doc["components"]["messages"][name].get("examples", [])]
+        assert shown == schema.get("examples", [])
+    kinds = [
+        e["payload"]["object_type"]
+        for e in doc["components"]["messages"]["SyncRequest"]["examples"]
+    ]
+    assert kinds == ["billing_account", "crm_account"]

@@ -40,7 +40,7 @@ def demo(data_dir: Path | None) -> None:
     table("dead-lettered (rejected by the rules)", ["event", "reason"], report.dead_letters)
     table(
         "on-demand sync against the SOAP sandboxes",
-        ["session", "zuora id", "status", "upserted", "errors"],
+        ["session", "crm account", "zuora id", "status", "upserted", "errors"],
         report.sync,
     )
     click.echo(

@@ -35,7 +35,8 @@ def _options(command: F) -> F:
             "seed_file",
             type=click.Path(path_type=Path, dir_okay=False),
             default=None,
-            help='JSON seed: {"<Object>": [{<field>: <value>}, ...]}.',
+            help='JSON seed: {"<Object>": [{<field>: <value>}, ...]}; billing also '
+            '"entities": {"<entity>": {"<Object>": [...]}}.',
         ),
         click.option(
             "--latency-ms",
@@ -88,7 +89,7 @@ def sandbox() -> None:
     "--entity",
     "entities",
     multiple=True,
-    help="Entity names login accepts (repeatable; default: any).",
+    help="Entity names login accepts besides the seed's (repeatable; default: any).",
 )
 def billing(
     host: str,

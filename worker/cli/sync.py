@@ -1,4 +1,5 @@
-"""`entity-sync sync accounts|products|history`: on-demand syncs from the command line."""
+"""`entity-sync sync accounts|crm-accounts|products|history`: on-demand syncs from the
+command line."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from typing import Any
 
 import click
 import orjson
+from pydantic import ValidationError
 
 from handlers.errors import EntitySyncError, InvalidMessage
-from schemas.inputs import SyncRequest
+from schemas.inputs import IDS_OF, SyncRequest
 from worker.broker import ConfirmingPublisher, OutMessage, connect
-from worker.cli.common import app_context, echo_json, table
+from worker.cli.common import app_context, echo_json
 from worker.cli.main import cli
+from worker.cli.sync_tables import history_table, results_table
 from worker.db.sync_store import DbSyncStore
 from worker.topology import declare
 
@@ -25,7 +28,7 @@ class SyncTimeout(EntitySyncError):
 
 @cli.group()
 def sync() -> None:
-    """Sync billing accounts or products into the CRM (DESIGN.md §5)."""
+    """Sync billing accounts (or those of CRM accounts) or products into the CRM (DESIGN.md §5)."""
 
 
 def _request(
@@ -34,7 +37,7 @@ def _request(
     body: dict[str, Any] = {
         "request_id": str(uuid.uuid4()),
         "object_type": object_type,
-        "zuora_ids": list(ids),
+        IDS_OF[object_type]: list(ids),
         "origin": origin,
         "requested_by": requested_by,
         "requested_at": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
@@ -43,21 +46,11 @@ def _request(
         body["entity_by_id"] = dict.fromkeys(ids, entity)
     try:
         SyncRequest.model_validate(body)
-    except ValueError as exc:
-        raise InvalidMessage(str(exc).splitlines()[0]) from None
+    except ValidationError as exc:  # one line naming the field, not pydantic's report
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise InvalidMessage(f"{where}: {first['msg']}" if where else first["msg"]) from None
     return body
-
-
-def _results_table(completed: dict[str, Any]) -> None:
-    rows = []
-    for result in completed.get("results", []):
-        counts = ", ".join(f"{k}={v}" for k, v in sorted(result.get("counts", {}).items()) if v)
-        errors = "; ".join(f"{e['code']}: {e['message']}" for e in result.get("errors", []))
-        rows.append([result["zuora_id"], result["status"], counts, errors])
-    title = f"sync {completed['request_id']}: {completed['status']}"
-    if completed.get("reason"):
-        title += f" ({completed['reason']})"
-    table(title, ["zuora id", "status", "upserted", "errors"], rows)
 
 
 def _submit(
@@ -87,7 +80,8 @@ def _submit(
             )
             publisher.close()
         if not wait:
-            click.echo(f"published sync request {body['request_id']} ({len(ids)} ids)")
+            noun = "CRM accounts" if object_type == "crm_account" else "ids"
+            click.echo(f"published sync request {body['request_id']} ({len(ids)} {noun})")
             return
         store = DbSyncStore(app.engine)
         deadline = time.monotonic() + timeout
@@ -103,7 +97,7 @@ def _submit(
     if as_json:
         echo_json(completed)
     else:
-        _results_table(completed)
+        results_table(completed, by_crm_account=object_type == "crm_account")
     if completed["status"] in ("failed", "rejected"):
         raise SystemExit(1)
 
@@ -139,6 +133,21 @@ def sync_accounts(
     _submit("billing_account", ids, entity, origin, wait, timeout, as_json)
 
 
+@sync.command("crm-accounts")
+@click.argument("ids", nargs=-1, required=True)
+@click.option(
+    "--entity", default=None, help="Entity to look the billing accounts up in (multi-entity)."
+)
+@click.option("--origin", type=click.Choice(["api", "ui"]), default="api", show_default=True)
+@_with_common
+def sync_crm_accounts(
+    ids: tuple[str, ...], entity: str | None, origin: str, wait: bool, timeout: float, as_json: bool
+) -> None:
+    """Sync every billing account of CRM accounts (15 or 18 characters; up to 10 CRM accounts
+    and 10 billing accounts found, 8 with --origin ui)."""
+    _submit("crm_account", ids, entity, origin, wait, timeout, as_json)
+
+
 @sync.command("products")
 @click.argument("ids", nargs=-1, required=True)
 @_with_common
@@ -153,23 +162,7 @@ def sync_products(ids: tuple[str, ...], wait: bool, timeout: float, as_json: boo
 def sync_history(limit: int, as_json: bool) -> None:
     """The latest sync sessions (kept ENTITY_SYNC_SYNC_RETENTION_DAYS days)."""
     with app_context() as app:
-        sessions = DbSyncStore(app.engine).recent(limit)
+        sessions = DbSyncStore(app.engine).history(limit)
     if as_json:
-        return echo_json(sessions)
-    table(
-        "sync sessions",
-        ["request", "status", "ids", "synced", "failed", "skipped", "finished"],
-        [
-            [
-                s["request_id"],
-                s["status"] + (f" ({s['reason']})" if s.get("reason") else ""),
-                len(s.get("results", [])),
-                *[
-                    sum(r["status"] == k for r in s.get("results", []))
-                    for k in ("synced", "failed", "skipped")
-                ],
-                s.get("finished_at"),
-            ]
-            for s in sessions
-        ],
-    )
+        return echo_json([{"object_type": kind, **session} for kind, session in sessions])
+    history_table(sessions)

@@ -66,6 +66,16 @@ class DbSyncStore:
             ).scalars()
             return [dict(r) for r in rows]
 
+    def history(self, limit: int = 20) -> list[tuple[str, dict[str, Any]]]:
+        """The newest sessions as (object_type of the request, `sync.completed` body)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.sync_sessions.c.object_type, t.sync_sessions.c.completed)
+                .order_by(t.sync_sessions.c.finished_at.desc())
+                .limit(limit)
+            ).all()
+        return [(str(kind), dict(completed)) for kind, completed in rows]
+
     def get(self, request_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(
