@@ -1,5 +1,6 @@
-"""The ecosystem's own tools (node's AsyncAPI parser, promtool, Prometheus, kubernetes-validate),
-found where scripts/test installs them. Missing: skip locally, FAIL under CI=true."""
+"""The ecosystem's own tools (node's AsyncAPI parser and KEDA models, promtool, Prometheus,
+kubernetes-validate), found where scripts/test installs them. Missing: skip locally, FAIL under
+CI=true."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-# The npm folder scripts/test installs @asyncapi/parser into (outside the package).
+# The npm folder scripts/test installs @asyncapi/parser and @kubernetes-models/keda into (outside
+# the package).
 NPM_DIR = Path(
     os.environ.get("ENTITY_SYNC_NPM_DIR")
     or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "entity-sync" / "npm"
