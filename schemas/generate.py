@@ -3,13 +3,17 @@
     python -m schemas.generate          # rewrite schemas/json/*.schema.json and asyncapi.yaml
     python -m schemas.generate --check  # exit 1 if the committed files differ (CI does this)
 
-The committed files are the contract for upstream systems in any language.
+The committed files are the contract for upstream systems in any language. Every message in
+the AsyncAPI document carries examples: the model's own (`json_schema_extra={"examples": ...}`)
+and every `examples/<routing key>[.<variant>].json` whose routing key is the message's. An
+example the model refuses, or a message without one, stops the generator.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ from schemas import inputs, outputs
 HERE = Path(__file__).parent
 JSON_DIR = HERE / "json"
 ASYNCAPI = HERE / "asyncapi.yaml"
+EXAMPLES_DIR = HERE / "examples"
 BASE_ID = "https://entity-sync.dev/schemas/"
 
 # file stem -> (model, routing key on the default prefix's exchange, direction)
@@ -83,6 +88,53 @@ def json_schema(stem: str) -> dict[str, Any]:
     }
 
 
+class ExampleError(ValueError):
+    """An example file that names no message, or that its message's model refuses."""
+
+
+def routing_pattern(routing_key: str) -> re.Pattern[str]:
+    """`target.{entity_id}.{object_type}` -> a regex of the routing keys it stands for, with
+    an optional `.<variant>` tail (`sync.request.crm_account` is a sync.request example)."""
+    parts = [
+        f"(?P<{p[1:-1]}>[^.]+)" if p.startswith("{") else re.escape(p)
+        for p in routing_key.split(".")
+    ]
+    return re.compile(r"\.".join(parts) + r"(?:\.[\w-]+)?")
+
+
+def examples(stem: str) -> list[dict[str, Any]]:
+    """AsyncAPI Message Example objects of one message, each accepted by its model."""
+    model, routing_key, _ = MESSAGES[stem]
+    found: list[dict[str, Any]] = [
+        {"name": f"{stem}-{i}", "payload": body}
+        for i, body in enumerate(model.model_json_schema().get("examples", []), 1)
+    ]
+    pattern = routing_pattern(routing_key)
+    for path in sorted(EXAMPLES_DIR.glob("*.json")):
+        match = pattern.fullmatch(path.stem)
+        if match is None:
+            continue
+        text = path.read_text()
+        model.model_validate_json(text)  # raises: an example must be a valid message
+        body = json.loads(text)
+        words = {v for v in body.values() if isinstance(v, str)}
+        if not set(match.groupdict().values()) <= words:
+            raise ExampleError(f"{path.name}: routing key words {match.groupdict()} not in body")
+        found.append({"name": path.stem, "summary": f"routing key {path.stem}", "payload": body})
+    if not found:
+        raise ExampleError(f"{stem}: no example (add {EXAMPLES_DIR.name}/<routing key>.json)")
+    return found
+
+
+def _unclaimed_examples() -> list[str]:
+    patterns = [routing_pattern(key) for _, key, _ in MESSAGES.values()]
+    return [
+        p.name
+        for p in sorted(EXAMPLES_DIR.glob("*.json"))
+        if not any(pattern.fullmatch(p.stem) for pattern in patterns)
+    ]
+
+
 def asyncapi() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
@@ -95,16 +147,15 @@ def asyncapi() -> dict[str, Any]:
             "summary": (model.__doc__ or "").strip().splitlines()[0],
             "contentType": "application/json",
             "payload": {"$ref": f"./json/{stem}.schema.json"},
-            "bindings": {"amqp": {"bindingVersion": "0.3.0", "deliveryMode": 2}},
+            "examples": examples(stem),
         }
-        if examples := model.model_json_schema().get("examples"):  # the model's own examples
-            messages[name]["examples"] = [{"payload": example} for example in examples]
         address = routing_key
-        params = {
-            p: {"description": p.replace("_", " ")}
-            for p in ("object_type", "entity_id")
-            if "{" + p + "}" in routing_key
-        }
+        properties = model.model_json_schema().get("properties", {})
+        params: dict[str, Any] = {}
+        for p in routing_pattern(routing_key).groupindex:
+            params[p] = {"description": p.replace("_", " ")}
+            if "enum" in properties.get(p, {}):
+                params[p]["enum"] = properties[p]["enum"]
         channel: dict[str, Any] = {
             "address": address,
             "description": f"Routing key on the topic exchange entity-sync.{direction}.",
@@ -126,13 +177,21 @@ def asyncapi() -> dict[str, Any]:
         if params:
             channel["parameters"] = params
         channels[stem] = channel
-        operations[f"{'receive' if direction == 'in' else 'send'}{name}"] = {
-            "action": "receive" if direction == "in" else "send",
+        # Persistence, timestamps and acks are AMQP operation bindings (the message binding
+        # has only contentEncoding and messageType). The worker acks after its commit and
+        # reads the publisher's timestamp for the critical-time metric.
+        receive = direction == "in"
+        binding: dict[str, Any] = {"deliveryMode": 2, "timestamp": True}
+        if receive:
+            binding["ack"] = True
+        operations[f"{'receive' if receive else 'send'}{name}"] = {
+            "action": "receive" if receive else "send",
             "channel": {"$ref": f"#/channels/{stem}"},
             "messages": [{"$ref": f"#/channels/{stem}/messages/{name}"}],
+            "bindings": {"amqp": {**binding, "bindingVersion": "0.3.0"}},
         }
     return {
-        "asyncapi": "3.0.0",
+        "asyncapi": "3.1.0",
         "info": {
             "title": "entity-sync",
             "version": "1.0.0",
@@ -154,6 +213,9 @@ def asyncapi() -> dict[str, Any]:
 
 
 def rendered() -> dict[Path, str]:
+    unclaimed = _unclaimed_examples()
+    if unclaimed:
+        raise ExampleError(f"examples whose routing key no message has: {unclaimed}")
     files = {
         JSON_DIR / f"{stem}.schema.json": json.dumps(json_schema(stem), indent=2, sort_keys=False)
         + "\n"

@@ -178,7 +178,7 @@ def test_schema_examples_are_valid_and_shown_in_asyncapi() -> None:
             model.model_validate(example)
         name = "".join(part.title() for part in stem.split("-"))
         shown = [e["payload"] for e in doc["components"]["messages"][name].get("examples", [])]
-        assert shown == schema.get("examples", [])
+        assert all(example in shown for example in schema.get("examples", []))
     kinds = [
         e["payload"]["object_type"]
         for e in doc["components"]["messages"]["SyncRequest"]["examples"]
