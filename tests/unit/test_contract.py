@@ -179,8 +179,8 @@ def test_schema_examples_are_valid_and_shown_in_asyncapi() -> None:
         name = "".join(part.title() for part in stem.split("-"))
         shown = [e["payload"] for e in doc["components"]["messages"][name].get("examples", [])]
         assert all(example in shown for example in schema.get("examples", []))
-    kinds = [
+    kinds = {
         e["payload"]["object_type"]
         for e in doc["components"]["messages"]["SyncRequest"]["examples"]
-    ]
-    assert kinds == ["billing_account", "crm_account"]
+    }
+    assert kinds == {"billing_account", "crm_account"}
