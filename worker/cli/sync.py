@@ -12,8 +12,8 @@ import orjson
 
 from handlers.errors import EntitySyncError, InvalidMessage
 from schemas.inputs import SyncRequest
-from worker.broker import ConfirmingPublisher, OutMessage, connect
-from worker.cli.common import app_context, echo_json, table
+from worker.broker import ConfirmingPublisher, OutMessage
+from worker.cli.common import app_context, broker_connection, echo_json, table
 from worker.cli.main import cli
 from worker.db.sync_store import DbSyncStore
 from worker.topology import declare
@@ -71,8 +71,7 @@ def _submit(
 ) -> None:
     with app_context() as app:
         body = _request(object_type, ids, entity, origin, requested_by="cli")
-        with connect(app.settings) as conn:
-            conn.ensure_connection(max_retries=3)
+        with broker_connection(app.settings, retries=3) as conn:
             declare(conn, app.names)
             publisher = ConfirmingPublisher(conn)
             publisher.publish_many(
