@@ -49,6 +49,20 @@ def connect(settings: Settings) -> Connection:
     return conn
 
 
+def ensure_connected(conn: Connection, retries: int = 0) -> Connection:
+    """Connect to the first broker of the URL list that answers, trying each `retries + 1` times.
+
+    kombu moves on to the next URL of a failover list (`amqp://a;amqp://b`) after each failed
+    attempt, but its `max_retries` counts attempts, not rounds over the list: with
+    `max_retries=1` a third URL is never tried. Here `retries` counts rounds, so one URL behaves
+    as `ensure_connection(max_retries=retries)` and a list is always tried whole (kombu sleeps
+    2, 4, ... s between rounds, never between the URLs of one round).
+    """
+    urls = max(len(conn.alt), 1)
+    conn.ensure_connection(max_retries=(retries + 1) * urls - 1)
+    return conn
+
+
 class ConfirmingPublisher:
     def __init__(self, conn: Connection, confirm_timeout: float = 30.0) -> None:
         self.conn = conn

@@ -15,6 +15,8 @@ from sqlalchemy.engine import make_url
 
 from schemas.types import EntityId
 
+AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
+
 
 class QueueRetry(BaseModel):
     """A per-queue override of the retry policy (either part may be left out)."""
@@ -36,7 +38,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ENTITY_SYNC_", extra="ignore", frozen=True)
 
     data_dir: Path = Field(Path(".entity-sync"), description="Where embedded state lives.")
-    broker_url: str = Field("", description="AMQP URL, or sqla+sqlite:///... (embedded).")
+    broker_url: str = Field(
+        "",
+        description="AMQP URL, or several separated by ; (a cluster: failover between them), "
+        "or sqla+sqlite:///... (embedded).",
+    )
     database_url: str = Field("", description="SQLAlchemy URL: postgresql+psycopg://... or sqlite.")
     prefix: str = Field("entity-sync", pattern=r"^[A-Za-z0-9_-]{1,48}$")
     global_entity: EntityId = "global"
@@ -80,6 +86,15 @@ class Settings(BaseSettings):
     sync_retention_days: float = Field(7.0, gt=0, description="How long sessions are kept.")
     sync_lock_ttl_seconds: float = Field(900.0, gt=0, description="Lock of a crashed sync.")
 
+    @field_validator("broker_url")
+    @classmethod
+    def _failover_list(cls, value: str) -> str:
+        if ";" in value and not all(p.startswith(AMQP_SCHEMES) for p in value.split(";")):
+            raise ValueError(
+                "a list of brokers is amqp:// URLs separated by ; (no spaces, no empty part)"
+            )
+        return value
+
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
@@ -110,7 +125,7 @@ class Settings(BaseSettings):
 
     @property
     def embedded_broker(self) -> bool:
-        return not self.broker_url.startswith(("amqp://", "amqps://", "pyamqp://"))
+        return not self.broker_url.startswith(AMQP_SCHEMES)
 
     def safe_broker_url(self) -> str:
         return redact_url(self.broker_url)
@@ -120,11 +135,23 @@ class Settings(BaseSettings):
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by ***, for logs and error messages."""
+    """The URL with any password replaced by ***, for logs and error messages.
+
+    A `;`-separated list of broker URLs (kombu's failover syntax) is redacted URL by URL.
+    """
+    if ";" in url:
+        return ";".join(_redact_one(part) for part in url.split(";"))
+    return _redact_one(url)
+
+
+def _redact_one(url: str) -> str:
+    if not url:
+        return url
     try:
         parsed = make_url(url.replace("sqla+", "", 1) if url.startswith("sqla+") else url)
     except Exception:  # noqa: BLE001 - an unparsable URL is shown only by scheme
-        return url.split("://", 1)[0] + "://***"
+        scheme, sep, _ = url.partition("://")
+        return f"{scheme}://***" if sep else "***"
     if parsed.password is None:
         return url
     shown = parsed.render_as_string(hide_password=True)

@@ -29,7 +29,7 @@ from handlers.errors import ConfigurationError
 from worker import outbox, retry
 from worker.allowlist import allowed_for
 from worker.batch import BatchResult, Failure, Processor, fail_into
-from worker.broker import ConfirmingPublisher, OutMessage, PublishFailed, connect
+from worker.broker import ConfirmingPublisher, OutMessage, PublishFailed, connect, ensure_connected
 from worker.bulk import BulkRunner
 from worker.config import Settings
 from worker.db.repository import prune_processed
@@ -110,7 +110,7 @@ class Worker:
         while not self.should_stop:
             conn = connect(self.settings)
             try:
-                conn.ensure_connection(max_retries=1)
+                ensure_connected(conn, retries=1)  # every URL of a failover list
                 self._generation += 1
                 try:
                     # Delay queues are declared when first needed (`_declare_retry_queues`).
@@ -223,7 +223,8 @@ class Worker:
         for consumer, queue in zip(consumers, self.queues, strict=True):
             consumer.add_queue(_bare_queue(queue))
             consumer.consume()
-        log.info("consuming", queues=self.queues, broker=settings.safe_broker_url())
+        node = conn.host if is_rabbitmq(conn) else None  # which URL of a failover list answered
+        log.info("consuming", queues=self.queues, broker=settings.safe_broker_url(), node=node)
         self.stats.consuming_since = time.monotonic()
         self.observer.connection_changed(True)
         self.ready.set()

@@ -29,6 +29,7 @@ from handlers.soap import timing
 from handlers.sync import service as sync_service
 from schemas import reasons
 from worker import outbox
+from worker.broker import ensure_connected
 from worker.retry import delay_queues
 from worker.topology import Names
 
@@ -84,7 +85,7 @@ def queue_stats(settings: Settings, names: Names) -> list[QueueStat]:
     """
     conn = Connection(settings.broker_url, connect_timeout=5, heartbeat=None)
     try:
-        conn.ensure_connection(max_retries=1)
+        ensure_connected(conn, retries=1)  # every URL of a failover list
         channel = conn.channel()
         stats: list[QueueStat] = []
         # Delay queues exist on RabbitMQ only (the embedded broker moves due retries itself).

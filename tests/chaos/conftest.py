@@ -8,19 +8,26 @@ locally and FAIL under CI=true.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
+import pika
 import pytest
 import sqlalchemy as sa
+
+from tests.support.amqp import pika_params
 
 PG_BIN = Path(os.environ.get("ENTITY_SYNC_PG_BIN", "/usr/lib/postgresql/15/bin"))
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
@@ -185,3 +192,148 @@ def private_pg() -> Iterator[PrivatePostgres]:
             pg.stop()
         finally:
             shutil.rmtree(base, ignore_errors=True)
+
+
+class AmqpBroker(Protocol):
+    """What a chaos run needs of a broker: the URL the worker gets (a `;` list for a cluster)."""
+
+    @property
+    def url(self) -> str: ...
+
+
+@dataclass
+class PrivateCluster:
+    """Three private RabbitMQ nodes clustered together; each one a `PrivateRabbit`."""
+
+    nodes: list[PrivateRabbit]
+
+    @property
+    def url(self) -> str:
+        """Every node, in kombu's failover syntax (`amqp://a;amqp://b;amqp://c`)."""
+        return self.url_from(*self.nodes)
+
+    @staticmethod
+    def url_from(*nodes: PrivateRabbit) -> str:
+        return ";".join(node.url for node in nodes)
+
+    def running(self) -> list[PrivateRabbit]:
+        return [node for node in self.nodes if node.proc is not None]
+
+    def ctl(self, *args: str) -> str:
+        """rabbitmqctl on any running node (cluster-wide commands)."""
+        return self.running()[0].ctl(*args)
+
+    def start_stopped(self) -> None:
+        """Start the nodes a test stopped; they rejoin the cluster from their own mnesia."""
+        for node in self.nodes:
+            if node.proc is None:
+                node.start()
+
+    def label(self, node: PrivateRabbit) -> str:
+        """c1, c2 or c3."""
+        return f"c{self.nodes.index(node) + 1}"
+
+    def node_on_port(self, port: int) -> PrivateRabbit:
+        return next(node for node in self.nodes if node.port == port)
+
+    def leader(self, queue: str) -> PrivateRabbit:
+        """The node holding the leader of a quorum queue."""
+        listed = self.ctl("list_queues", "-q", "--no-table-headers", "name", "leader")
+        for line in listed.splitlines():
+            name, _, leader = line.strip().partition("\t")
+            if name == queue:
+                return next(node for node in self.nodes if node.node == leader.strip())
+        raise AssertionError(f"queue {queue} not found on the cluster")
+
+    def client_ports(self, product: str = "py-amqp") -> list[int]:
+        """The server port (so the node) of every connection whose client is `product`."""
+        out = self.ctl("list_connections", "-q", "--no-table-headers", "port", "client_properties")
+        return [
+            int(line.split("\t", 1)[0])
+            for line in out.splitlines()
+            if f'{{"product","{product}"}}' in line
+        ]
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Delete every queue and exchange of a test (names starting with `prefix`)."""
+        queues = self.ctl("list_queues", "-q", "--no-table-headers", "name").split()
+        exchanges = self.ctl("list_exchanges", "-q", "--no-table-headers", "name").split()
+        with pika.BlockingConnection(pika_params(self.url)) as conn:
+            channel = conn.channel()
+            for queue in (q for q in queues if q.startswith(prefix)):
+                channel.queue_delete(queue)
+            for exchange in (e for e in exchanges if e.startswith(prefix)):
+                channel.exchange_delete(exchange)
+
+
+def _cluster_env(base: Path, name: str) -> tuple[dict[str, str], int]:
+    """The environment of one node: its own name, ports, config file and directories."""
+    port = _free_port()
+    home = base / name
+    home.mkdir()
+    (home / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{port}\n")
+    (home / "enabled_plugins").write_text("[].\n")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": "/var/lib/rabbitmq",  # the same Erlang cookie for every node
+        "RABBITMQ_NODENAME": f"es-chaos-{name}-{os.getpid()}@localhost",
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_DIST_PORT": str(_free_port()),
+        "RABBITMQ_CONFIG_FILE": str(home / "rabbitmq.conf"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(home / "enabled_plugins"),
+        "RABBITMQ_MNESIA_BASE": str(home / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(home / "log"),
+        "RABBITMQ_PID_FILE": str(home / "node.pid"),
+        "ERL_EPMD_ADDRESS": "127.0.0.1",
+    }
+    return env, port
+
+
+@pytest.fixture(scope="session")
+def rabbit_cluster() -> Iterator[PrivateCluster]:
+    """A 3-node RabbitMQ cluster for the session (about 30 s to boot on 2 cores)."""
+    if not (RABBIT_BIN / "rabbitmq-server").exists() or shutil.which("runuser") is None:
+        _missing(f"RabbitMQ in {RABBIT_BIN} and runuser")
+    base = Path(tempfile.mkdtemp(prefix="es-chaos-cluster-"))
+    nodes = []
+    for name in ("c1", "c2", "c3"):
+        env, port = _cluster_env(base, name)
+        nodes.append(PrivateRabbit(env["RABBITMQ_NODENAME"], port, env))
+    for path in (base, *base.rglob("*")):
+        shutil.chown(path, "rabbitmq", "rabbitmq")
+    base.chmod(0o755)
+    cluster = PrivateCluster(nodes)
+    try:
+        with ThreadPoolExecutor(len(nodes)) as pool:  # boot side by side, raise if one fails
+            list(pool.map(PrivateRabbit.start, nodes))
+        for node in nodes[1:]:
+            node.ctl("stop_app")
+            node.ctl("join_cluster", nodes[0].node)
+            node.ctl("start_app")
+        status = json.loads(cluster.ctl("cluster_status", "--formatter", "json"))
+        assert sorted(status["running_nodes"]) == sorted(n.node for n in nodes), status
+        yield cluster
+    finally:
+        failed = [node.node for node in cluster.running() if not _stop_or_kill(node)]
+        shutil.rmtree(base, ignore_errors=True)
+        assert not failed, f"nodes that did not stop and were killed: {failed}"
+
+
+def _stop_or_kill(node: PrivateRabbit) -> bool:
+    """Stop a node this session started; if it does not stop, kill its process group."""
+    try:
+        node.stop()
+        return True
+    except (AssertionError, subprocess.TimeoutExpired):
+        if node.proc is not None:
+            os.killpg(node.proc.pid, signal.SIGKILL)  # its own session: the node and its CLI
+            node.proc.wait(timeout=60)
+            node.proc = None
+        return False
+
+
+@pytest.fixture
+def cluster(rabbit_cluster: PrivateCluster) -> PrivateCluster:
+    """The session's cluster with all three nodes running (a test before may have stopped one)."""
+    rabbit_cluster.start_stopped()
+    return rabbit_cluster

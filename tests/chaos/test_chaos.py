@@ -30,7 +30,7 @@ import pika
 import pytest
 import sqlalchemy as sa
 
-from tests.chaos.conftest import PrivatePostgres, PrivateRabbit
+from tests.chaos.conftest import AmqpBroker, PrivatePostgres, PrivateRabbit
 from tests.support.amqp import pika_params
 from tests.support.waiting import wait_for
 
@@ -201,7 +201,7 @@ class WorkerProcess:
 @dataclass
 class Run:
     name: str
-    rabbit: PrivateRabbit
+    rabbit: AmqpBroker
     database_url: str
     prefix: str
     worker: WorkerProcess
@@ -238,9 +238,7 @@ class Run:
 
 
 @contextmanager
-def chaos_run(
-    name: str, rabbit: PrivateRabbit, pg: PrivatePostgres, tmp_path: Path
-) -> Iterator[Run]:
+def chaos_run(name: str, rabbit: AmqpBroker, pg: PrivatePostgres, tmp_path: Path) -> Iterator[Run]:
     prefix = f"chaos-{name}-{uuid.uuid4().hex[:6]}"
     database_url = pg.new_database()
     env = dict(os.environ)

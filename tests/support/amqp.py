@@ -23,8 +23,18 @@ class Received:
         return orjson.loads(self.body)
 
 
-def pika_params(url: str) -> pika.ConnectionParameters:
-    """pika reads `amqp://host//` as an empty vhost; take the parts as kombu understands them."""
+def pika_params(url: str) -> Any:
+    """pika reads `amqp://host//` as an empty vhost; take the parts as kombu understands them.
+
+    A `;`-separated list (kombu's failover syntax, a cluster) gives a list of parameters, one per
+    URL, which `pika.BlockingConnection` tries in turn; one URL gives one `ConnectionParameters`.
+    """
+    if ";" in url:
+        return [_one_pika_params(part) for part in url.split(";")]
+    return _one_pika_params(url)
+
+
+def _one_pika_params(url: str) -> pika.ConnectionParameters:
     info = Connection(url)
     return pika.ConnectionParameters(
         host=info.hostname or "127.0.0.1",

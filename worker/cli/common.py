@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 import sqlalchemy as sa
+from kombu.connection import Connection
+from kombu.exceptions import OperationalError as KombuOperationalError
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
@@ -16,6 +18,7 @@ from rich.table import Table
 from handlers.errors import ConfigurationError, EntitySyncError
 from worker import logging as wlog
 from worker.bootstrap import App, build
+from worker.broker import connect, ensure_connected
 from worker.config import Settings
 
 
@@ -44,6 +47,25 @@ def app_context(*, log_level: str | None = None) -> Iterator[App]:
         raise Unavailable(f"database {settings.safe_database_url()} unavailable: {first}") from None
     finally:
         app.close()
+
+
+@contextmanager
+def broker_connection(settings: Settings, retries: int = 2) -> Iterator[Connection]:
+    """A connection to the first broker of ENTITY_SYNC_BROKER_URL that answers.
+
+    Every URL of a failover list is tried (`retries + 1` rounds). kombu fails over only when
+    connecting: a node lost during the command ends it with an error; run it again. An
+    unreachable broker is one `unavailable` error naming every URL, passwords masked.
+    """
+    conn = connect(settings)
+    try:
+        try:
+            ensure_connected(conn, retries)
+        except (*conn.connection_errors, KombuOperationalError) as exc:
+            raise Unavailable(f"broker {settings.safe_broker_url()} unavailable: {exc}") from None
+        yield conn
+    finally:
+        conn.release()
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -20,8 +20,7 @@ from rich.progress import (
 )
 
 from worker import dlq as core
-from worker.broker import connect
-from worker.cli.common import load_settings, table
+from worker.cli.common import broker_connection, load_settings, table
 from worker.cli.main import cli
 from worker.topology import Names, declare
 
@@ -32,19 +31,10 @@ def _broker() -> Iterator[tuple[Connection, Names]]:
     names = Names(settings.prefix)
     if settings.embedded_broker:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    conn = connect(settings)
-    try:
-        try:
-            conn.ensure_connection(max_retries=2)
-        except conn.connection_errors as exc:
-            raise core.DlqError(
-                f"broker {settings.safe_broker_url()} unavailable: {exc}", reason="unavailable"
-            ) from None
+    with broker_connection(settings, retries=2) as conn:
         if settings.embedded_broker:
             declare(conn, names)  # the embedded broker knows queues only once declared
         yield conn, names
-    finally:
-        conn.release()
 
 
 def _queues_opt(func: click.decorators.FC) -> click.decorators.FC:

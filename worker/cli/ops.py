@@ -9,8 +9,7 @@ import click
 import structlog
 
 from handlers.errors import ConfigurationError
-from worker.broker import connect
-from worker.cli.common import app_context
+from worker.cli.common import app_context, broker_connection
 from worker.cli.main import cli
 from worker.health import HealthServer, Readiness
 from worker.metrics import Metrics
@@ -71,8 +70,7 @@ def topology() -> None:
 @topology.command("declare")
 def topology_declare() -> None:
     """Declare exchanges, queues and dead-letter queues (idempotent)."""
-    with app_context() as app, connect(app.settings) as conn:
-        conn.ensure_connection(max_retries=3)
+    with app_context() as app, broker_connection(app.settings, retries=3) as conn:
         for line in declare(conn, app.names):
             click.echo(line)
 

@@ -10,8 +10,8 @@ from pydantic import ValidationError
 
 from handlers.errors import InvalidMessage
 from schemas.inputs import ADMIN_MODELS, ObjectShared, SyncRequest
-from worker.broker import ConfirmingPublisher, OutMessage, connect
-from worker.cli.common import app_context
+from worker.broker import ConfirmingPublisher, OutMessage
+from worker.cli.common import app_context, broker_connection
 from worker.cli.main import cli
 from worker.envelope import _summary
 from worker.topology import declare
@@ -61,8 +61,7 @@ def publish(kind: str, source: Any, no_validate: bool) -> None:
     if not no_validate:
         for body in bodies:
             _validate(kind, body)
-    with app_context() as app, connect(app.settings) as conn:
-        conn.ensure_connection(max_retries=3)
+    with app_context() as app, broker_connection(app.settings, retries=3) as conn:
         declare(conn, app.names)  # the embedded broker keeps bindings per process
         publisher = ConfirmingPublisher(conn)
         messages = []

@@ -14,7 +14,7 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from worker import dlq, outbox
-from worker.broker import connect
+from worker.broker import connect, ensure_connected
 from worker.cli.common import app_context, echo_json
 from worker.cli.main import cli
 from worker.config import Settings
@@ -81,7 +81,7 @@ def _count_failed(settings: Settings, queues: list[dict[str, Any]]) -> None:
         for q in dlqs:
             q["failed"] = q["messages"]
         return
-    conn = connect(settings)
+    conn = ensure_connected(connect(settings))
     try:
         for q in dlqs:
             letters = dlq.browse(conn, q["queue"]) if q["messages"] else []
@@ -140,7 +140,7 @@ def _sync_sessions(engine: Engine, limit: int) -> dict[str, Any]:
 def _render(report: dict[str, Any]) -> None:
     parts: list[Any] = []
     head = Table.grid(padding=(0, 2))
-    head.add_row("broker", str(report["broker"]))
+    head.add_row("broker", str(report["broker"]).replace(";", ";\n"))  # a cluster: one per line
     head.add_row("database", str(report["database"]))
     if "outbox_backlog" in report:
         head.add_row("outbox backlog", str(report["outbox_backlog"]))

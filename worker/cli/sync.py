@@ -14,8 +14,8 @@ from pydantic import ValidationError
 
 from handlers.errors import EntitySyncError, InvalidMessage
 from schemas.inputs import IDS_OF, SyncRequest
-from worker.broker import ConfirmingPublisher, OutMessage, connect
-from worker.cli.common import app_context, echo_json
+from worker.broker import ConfirmingPublisher, OutMessage
+from worker.cli.common import app_context, broker_connection, echo_json
 from worker.cli.main import cli
 from worker.cli.sync_tables import history_table, results_table
 from worker.db.sync_store import DbSyncStore
@@ -64,8 +64,7 @@ def _submit(
 ) -> None:
     with app_context() as app:
         body = _request(object_type, ids, entity, origin, requested_by="cli")
-        with connect(app.settings) as conn:
-            conn.ensure_connection(max_retries=3)
+        with broker_connection(app.settings, retries=3) as conn:
             declare(conn, app.names)
             publisher = ConfirmingPublisher(conn)
             publisher.publish_many(
