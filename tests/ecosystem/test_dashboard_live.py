@@ -407,6 +407,17 @@ def check_panels(
     def _(v: list[Vector]) -> None:
         assert v == [{frozenset(): 0.0}, {frozenset(): 0.0}]
 
+    @panel("Lock waits")
+    def _(v: list[Vector]) -> None:
+        [(labels, seconds)] = v[0].items()  # one series: summed over the workers
+        assert labels == frozenset()
+        assert 0 <= seconds < 60
+
+    @panel("Bulk fan-outs (objects/s)")
+    def _(v: list[Vector]) -> None:
+        # The scenario's accepts and auto_accept came before any object: nothing to offer.
+        assert _labels(v[0], "kind") == {("backfill",): 0.0, ("release",): 0.0}
+
     by_title: dict[str, list[str]] = {}
     for title, expr in panels():
         by_title.setdefault(title, []).append(expr)
