@@ -48,6 +48,44 @@ class Result:
     rate: float
     lock_share: float
     in_tx_samples: int
+    cpu_ms: dict[str, float]  # CPU milliseconds per event: worker, postgres, rabbitmq
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (from /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _pids(name: str) -> list[int]:
+    """Processes whose command line starts with `name` (the broker and the database)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "cmdline").read_bytes().split(b"\0")[0].endswith(name.encode()):
+                    out.append(int(entry.name))
+    return out
+
+
+def _service_pids() -> dict[str, list[int]]:
+    postgres = [
+        int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit() and _comm(e) == "postgres"
+    ]
+    return {"postgres": postgres, "rabbitmq": _pids("beam.smp")}
+
+
+def _comm(entry: Path) -> str:
+    try:
+        return (entry / "comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _processed(engine: sa.Engine) -> int:
@@ -124,15 +162,24 @@ def run_workers(broker: str, db_url: str, prefix: str, n: int, events: int, targ
         publish(broker, app.names.in_exchange, [(rk, orjson.dumps(b)) for rk, b in body])
         total = len(admin) + events
         procs = [subprocess.Popen([ENTITY_SYNC, "run"], env=env) for _ in range(n)]
+        services = _service_pids()
         try:
             with LockSampler(app.engine) as sampler:
                 while _processed(app.engine) == len(admin):
                     time.sleep(0.005)
                 start = time.monotonic()
+                cpu_before = {
+                    "worker": _cpu_seconds([p.pid for p in procs]),
+                    **{k: _cpu_seconds(v) for k, v in services.items()},
+                }
                 deadline = start + 900
                 while _processed(app.engine) < total and time.monotonic() < deadline:
                     time.sleep(0.01)
                 elapsed = time.monotonic() - start
+                cpu_after = {
+                    "worker": _cpu_seconds([p.pid for p in procs]),
+                    **{k: _cpu_seconds(v) for k, v in services.items()},
+                }
         finally:
             for proc in procs:
                 proc.terminate()
@@ -143,7 +190,8 @@ def run_workers(broker: str, db_url: str, prefix: str, n: int, events: int, targ
         if copies != events * targets:
             raise SystemExit(f"{n} workers: expected {events * targets} copies, found {copies}")
     share = sampler.waiting / sampler.in_tx if sampler.in_tx else 0.0
-    return Result(n, events / elapsed, share, sampler.in_tx)
+    cpu_ms = {k: 1000 * (cpu_after[k] - cpu_before[k]) / events for k in cpu_before}
+    return Result(n, events / elapsed, share, sampler.in_tx, cpu_ms)
 
 
 def main() -> None:
@@ -192,9 +240,18 @@ def main() -> None:
             flush=True,
         )
     base = results[0].rate
-    print("workers  events/s  ratio to 1  lock-wait share")
+    print("workers  events/s  ratio to 1  lock-wait share  CPU ms/event: worker postgres rabbitmq")
     for r in results:
-        print(f"{r.workers:>7}  {r.rate:8,.0f}  {r.rate / base:10.2f}  {r.lock_share:15.1%}")
+        cpu = r.cpu_ms
+        print(
+            f"{r.workers:>7}  {r.rate:8,.0f}  {r.rate / base:10.2f}  {r.lock_share:15.1%}"
+            f"  {cpu['worker']:27.3f} {cpu['postgres']:8.3f} {cpu['rabbitmq']:8.3f}"
+        )
+    one = results[0].cpu_ms
+    print(
+        "capacity model (events/s one core of each gives, from the 1-worker CPU cost): "
+        + ", ".join(f"{k} {1000 / v:,.0f}" for k, v in one.items() if v > 0)
+    )
 
 
 if __name__ == "__main__":
