@@ -15,12 +15,10 @@ Usage: python benchmarks/bench_bulk.py [--objects 10000,100000] [--chunk 1000]
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import orjson
@@ -30,8 +28,8 @@ from kombu.connection import Connection
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_throughput import publish
+from benchmarks.common import fresh_run, service_args, worker_env
 from tests.support import scenario as sc
-from tests.support.services import delete_topology
 from worker.bootstrap import build
 from worker.config import Settings
 from worker.topology import declare
@@ -84,16 +82,7 @@ def run_size(broker: str, db_url: str, prefix: str, objects: int, chunk: int) ->
     engine = app.engine
     with Connection(broker) as conn:
         declare(conn, app.names)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ENTITY_SYNC_")}
-    env.update(
-        ENTITY_SYNC_BROKER_URL=broker,
-        ENTITY_SYNC_DATABASE_URL=db_url,
-        ENTITY_SYNC_PREFIX=prefix,
-        ENTITY_SYNC_SYNC_ENABLED="false",
-        ENTITY_SYNC_LOG_LEVEL="warning",
-        ENTITY_SYNC_LOG_FORMAT="json",
-        ENTITY_SYNC_BULK_CHUNK_SIZE=str(chunk),
-    )
+    env = worker_env(broker, db_url, prefix, ENTITY_SYNC_BULK_CHUNK_SIZE=str(chunk))
     worker = subprocess.Popen([ENTITY_SYNC, "run"], env=env)
     out: dict[str, float] = {}
     try:
@@ -148,20 +137,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", default="10000,100000")
     parser.add_argument("--chunk", type=int, default=1000)
-    parser.add_argument(
-        "--broker",
-        default=os.environ.get(
-            "ENTITY_SYNC_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"
-        ),
-    )
-    parser.add_argument(
-        "--database",
-        default=os.environ.get(
-            "ENTITY_SYNC_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-        ),
-    )
+    service_args(parser)
     args = parser.parse_args()
-    admin = sa.create_engine(args.database, isolation_level="AUTOCOMMIT")
     print(
         f"chunk {args.chunk}; {os.cpu_count()} cores shared with RabbitMQ and PostgreSQL; "
         "rates per object, peak RSS of the worker during each phase"
@@ -170,18 +147,8 @@ def main() -> None:
         f"{'objects':>8}  {'phase':<9} {'seconds':>8} {'per s':>8} {'vs stream':>9} {'RSS MiB':>8}"
     )
     for objects in [int(x) for x in args.objects.split(",")]:
-        prefix = f"es-bench-{uuid.uuid4().hex[:8]}"
-        dbname = f"es_bench_{uuid.uuid4().hex[:8]}"
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{dbname}"'))
-        db_url = sa.engine.make_url(args.database).set(database=dbname).render_as_string(False)
-        try:
+        with fresh_run(args.broker, args.database) as (prefix, db_url):
             r = run_size(args.broker, db_url, prefix, objects, args.chunk)
-        finally:
-            with contextlib.suppress(Exception):
-                delete_topology(args.broker, prefix)
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
         stream = objects / r["stream_s"]
         for phase, count in (("stream", objects), ("backfill", objects), ("release", objects // 2)):
             rate = count / r[f"{phase}_s"]

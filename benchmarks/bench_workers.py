@@ -22,7 +22,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +32,8 @@ from kombu.connection import Connection
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_throughput import publish
+from benchmarks.common import connected_targets, fresh_run, service_args, worker_env
 from tests.support import scenario as sc
-from tests.support.services import delete_topology
 from worker.bootstrap import build
 from worker.config import Settings
 from worker.topology import declare
@@ -132,26 +131,12 @@ def run_workers(broker: str, db_url: str, prefix: str, n: int, events: int, targ
     with contextlib.closing(app):
         with Connection(broker) as conn:
             declare(conn, app.names)
-        admin = [sc.entity(sc.GLOBAL, ["USD", "EUR"])]
-        for i in range(targets):
-            admin += [
-                sc.entity(f"t{i}", ["USD"]),
-                sc.connection(f"c{i}", f"t{i}", "request"),
-                sc.connection(f"c{i}", f"t{i}", "accept"),
-            ]
+        admin = connected_targets(targets)
         body = [
             sc.obj("product", f"p-{i}", 1, {"name": f"Product {i}", "sku": f"S{i}"})
             for i in range(events)
         ]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ENTITY_SYNC_")}
-        env.update(
-            ENTITY_SYNC_BROKER_URL=broker,
-            ENTITY_SYNC_DATABASE_URL=db_url,
-            ENTITY_SYNC_PREFIX=prefix,
-            ENTITY_SYNC_SYNC_ENABLED="false",
-            ENTITY_SYNC_LOG_LEVEL="warning",
-            ENTITY_SYNC_LOG_FORMAT="json",
-        )
+        env = worker_env(broker, db_url, prefix)
         publish(broker, app.names.in_exchange, [(rk, orjson.dumps(b)) for rk, b in admin])
         first = subprocess.Popen([ENTITY_SYNC, "run"], env=env)
         deadline = time.monotonic() + 120
@@ -199,39 +184,17 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--targets", type=int, default=3)
     parser.add_argument("--workers", default="1,2,4")
-    parser.add_argument(
-        "--broker",
-        default=os.environ.get(
-            "ENTITY_SYNC_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"
-        ),
-    )
-    parser.add_argument(
-        "--database",
-        default=os.environ.get(
-            "ENTITY_SYNC_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-        ),
-    )
+    service_args(parser)
     args = parser.parse_args()
     counts = [int(x) for x in args.workers.split(",")]
-    admin = sa.create_engine(args.database, isolation_level="AUTOCOMMIT")
     print(
         f"{args.events} product events to {args.targets} targets, processes "
         f"{counts}, on {os.cpu_count()} cores shared with RabbitMQ and PostgreSQL"
     )
     results: list[Result] = []
     for n in counts:
-        prefix = f"es-bench-{uuid.uuid4().hex[:8]}"
-        dbname = f"es_bench_{uuid.uuid4().hex[:8]}"
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{dbname}"'))
-        db_url = sa.engine.make_url(args.database).set(database=dbname).render_as_string(False)
-        try:
+        with fresh_run(args.broker, args.database) as (prefix, db_url):
             result = run_workers(args.broker, db_url, prefix, n, args.events, args.targets)
-        finally:
-            with contextlib.suppress(Exception):
-                delete_topology(args.broker, prefix)
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
         results.append(result)
         print(
             f"  {n} worker(s): {result.rate:8,.0f} events/s "

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from tests.chaos.conftest import PrivatePostgres, PrivateRabbit
 from tests.chaos.test_chaos import Publisher, WorkerProcess, _drain, _peek
+from tests.support import scenario as sc
 from tests.support.amqp import pika_params
 from tests.support.waiting import wait_for
 
@@ -41,35 +42,11 @@ def _msg(routing_key: str, body: dict[str, Any]) -> Message:
 
 
 def _entity(entity_id: str, currencies: list[str]) -> Message:
-    return _msg(
-        "entity.upserted",
-        {
-            "event_id": str(uuid.uuid4()),
-            "occurred_at": T,
-            "entity_id": entity_id,
-            "name": entity_id,
-            "display_name": entity_id,
-            "parent_id": None if entity_id == "global" else "global",
-            "is_global": entity_id == "global",
-            "earliest_activity_date": "2027-01-01",
-            "has_own_accounting_periods": False,
-            "active_currencies": currencies,
-        },
-    )
+    return _msg(*sc.entity(entity_id, currencies))
 
 
 def _connection(target: str, action: str) -> Message:
-    return _msg(
-        "entity.connection",
-        {
-            "event_id": str(uuid.uuid4()),
-            "occurred_at": T,
-            "connection_id": f"c-{target}",
-            "source_entity": "global",
-            "target_entity": target,
-            "action": action,
-        },
-    )
+    return _msg(*sc.connection(f"c-{target}", target, action))
 
 
 def _object(kind: str, object_id: str, parent: str | None, version: int, k: int) -> Message:
