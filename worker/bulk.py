@@ -28,6 +28,7 @@ from worker.observe import NullObserver, Observer
 
 log = structlog.get_logger("entity_sync.bulk")
 RECHECK_SECONDS = 2.0
+PAUSE_SECONDS = 10.0
 
 
 class Publishes(Protocol):
@@ -63,6 +64,10 @@ class BulkRunner:
     def wake(self) -> None:
         """A job was just recorded: look for it at the next step."""
         self._quiet_until = 0.0
+
+    def pause(self, seconds: float = PAUSE_SECONDS) -> None:
+        """A chunk failed (the database, a bug): the loop goes on, the job waits a while."""
+        self._quiet_until = time.monotonic() + seconds
 
     def step(self, publisher: Publishes) -> bool:
         """Run one chunk of the oldest job no other worker is running; False if none.

@@ -332,9 +332,14 @@ class Worker:
         try:
             with self._heartbeats_while_busy(conn):
                 return self.bulk.step(publisher)
+        except (*conn.connection_errors, *conn.channel_errors, PublishFailed):
+            raise  # the broker: the run loop reconnects; the chunk's outbox rows are relayed
         except OUTAGE_ERRORS as exc:
             log.warning("bulk fan-out paused: database unavailable", error=str(exc)[:200])
-            return False
+        except Exception:  # a chunk that fails must not end the worker: try it again later
+            log.exception("bulk fan-out chunk failed; trying again later")
+        self.bulk.pause()
+        return False
 
     def _declare_retry_queues(
         self, conn: Connection, channel: Any, messages: list[OutMessage]

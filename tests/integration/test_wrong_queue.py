@@ -12,6 +12,7 @@ import pika
 import pytest
 from kombu.connection import Connection
 
+from handlers.sharing.service import SharingContext
 from tests.integration.harness import processed
 from tests.support import scenario as sc
 from tests.support.amqp import PikaPublisher, pika_params, queue_depth
@@ -20,6 +21,7 @@ from tests.support.waiting import wait_for
 from worker import dlq as core
 from worker.batch import BatchResult, dead_letter_into
 from worker.bootstrap import build
+from worker.bulk import BulkRunner
 from worker.consumer import Worker
 from worker.delivery import Delivery
 from worker.topology import Names, declare
@@ -173,3 +175,43 @@ def test_an_unexpected_exception_retries_then_dead_letters_that_delivery_only(
         app.close()
         with Connection(broker_url) as conn:
             conn.default_channel.queue_delete(Names.retry_queue(names.object_shared, 1))
+
+
+class _BrokenBulk(BulkRunner):
+    """A bulk fan-out whose chunk fails with a bug."""
+
+    def __init__(self, engine: Any) -> None:
+        super().__init__(engine, SharingContext("global"), "p.out", chunk_size=10)
+        self.calls = 0
+
+    def commit_chunk(self) -> None:  # type: ignore[override]
+        self.calls += 1
+        raise RuntimeError("a bug in a chunk")
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("rabbit_cleanup")
+def test_a_failing_bulk_chunk_does_not_end_the_worker(
+    broker_url: str, database_url: str, prefix: str
+) -> None:
+    settings = settings_for(prefix, broker_url, database_url)
+    names = Names(prefix)
+    app = build(settings)
+    app.upgrade_database()
+    bulk = _BrokenBulk(app.engine)
+    processor = _Explodes()
+    worker = Worker(settings, app.engine, processor, [names.object_shared], bulk=bulk)
+    try:
+        with Connection(broker_url) as conn:
+            declare(conn, names, {})
+            conn.Producer().publish(
+                b'"a"', exchange="", routing_key=names.object_shared, serializer=None,
+                content_type="application/json", content_encoding="utf-8",
+                headers={"x-original-routing-key": "object.shared.product"},
+            )  # fmt: skip
+        stats = worker.run(until_idle=2.0)
+    finally:
+        app.close()
+    assert bulk.calls >= 1
+    assert processor.handled == ['"a"']
+    assert stats.fates["applied"] == 1
