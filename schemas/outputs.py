@@ -22,8 +22,13 @@ class Output(BaseModel):
 class TargetUpdate(Output):
     """`target.<entity_id>.<object_type>`: the new state of one target copy."""
 
-    event_id: UUID = Field(description="Deterministic: uuid5 of cause, target and object.")
-    cause_event_id: UUID
+    event_id: UUID = Field(
+        description="Deterministic: uuid5 of the cause, the connection and the object; one "
+        "version sent to one connection twice (two workers) has one id."
+    )
+    cause_event_id: UUID = Field(
+        description="The event that made this version (a currency release: the activation)."
+    )
     target_entity: EntityId
     object_type: ObjectType
     source_object_id: ObjectId

@@ -7,8 +7,10 @@ from handlers.sharing.model import Copy, Output
 
 
 def target_update(cause_event_id: str, copy: Copy, action: str, changed: list[str]) -> Output:
+    """An update of a target copy. Its id comes from the cause and the *connection*: a target
+    connected again later (new copies, rule 2) gets new ids for the same versions."""
     event_id = ids.output_event_id(
-        cause_event_id, copy.target_entity, copy.object_type, copy.source_object_id
+        cause_event_id, copy.connection_id, copy.object_type, copy.source_object_id
     )
     return Output(
         routing_key=f"target.{copy.target_entity}.{copy.object_type}",

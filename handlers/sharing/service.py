@@ -117,12 +117,13 @@ class _Run:
                 data=verdict.data,
             )
             self.state.put_copy(copy)
-            # A cascaded parent goes out as the update of the event that made its version: if
-            # another worker sends that version at the same time (for the parent's own event),
-            # consumers see one update twice, with one event id.
-            cause = source.event_id if reason == "cascade" and source.event_id else self.cause
+            # The update's cause is the event that made this version, whether it is sent for
+            # that event, cascaded before a child or offered by a backfill: when two workers
+            # send one version to one connection at once, consumers see one id twice.
             self.outcome.outputs.append(
-                outputs.target_update(cause, copy, verdict.kind, list(verdict.changed))
+                outputs.target_update(
+                    source.event_id or self.cause, copy, verdict.kind, list(verdict.changed)
+                )
             )
             self.decide(base)
             return

@@ -94,6 +94,13 @@ def _catalog(engine: sa.Engine) -> list[tuple[str, str]]:
     return [(body["object_type"], body["object_id"]) for _, body in objects]
 
 
+def _versions(engine: sa.Engine) -> list[tuple[str, str, str]]:
+    """(object type, id, the event that made its current version) of every source object."""
+    c = t.source_objects.c
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.select(c.object_type, c.object_id, c.event_id))]
+
+
 def _job(engine: sa.Engine) -> dict[str, object]:
     with engine.connect() as conn:
         return dict(conn.execute(sa.select(t.bulk_jobs)).one()._mapping)
@@ -107,8 +114,7 @@ def test_a_backfill_runs_in_chunks_and_resumes_after_a_crash_with_the_same_ids(
     engine: sa.Engine, state_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     objects = _catalog(engine)
-    accept = sc.connection("c-b", "t-b", "accept")
-    assert _apply(engine, accept).jobs_created == 1
+    assert _apply(engine, sc.connection("c-b", "t-b", "accept")).jobs_created == 1
     assert (_job(engine)["status"], _job(engine)["total"], _job(engine)["done"]) == (
         "running",
         len(objects),
@@ -153,10 +159,13 @@ def test_a_backfill_runs_in_chunks_and_resumes_after_a_crash_with_the_same_ids(
     assert sorted(order) == sorted(objects)  # each object once: no chunk redone
     assert kinds == sorted(kinds, key=["product", "product_rate_plan",
                                        "product_rate_plan_charge"].index)  # fmt: skip
-    cause = str(accept[1]["event_id"])
+    # Each update's id: the event that made the version, the connection and the object, so the
+    # resumed run gave the ids the uninterrupted one would have.
+    made_by = {(ot, oid): eid for ot, oid, eid in _versions(engine)}
     assert {b["event_id"] for b in sent} == {
-        ids.output_event_id(cause, "t-b", ot, oid) for ot, oid in objects
+        ids.output_event_id(made_by[(ot, oid)], "c-b", ot, oid) for ot, oid in objects
     }
+    assert {b["cause_event_id"] for b in sent} == set(made_by.values())
 
 
 def test_a_currency_release_runs_in_chunks_over_the_targets_charges(engine: sa.Engine) -> None:

@@ -10,6 +10,7 @@ from builders import (
     add_target,
     charge,
     connect,
+    connected_world,
     connection,
     entity,
     handle,
@@ -68,7 +69,7 @@ def test_output_ids_are_unique_within_a_run() -> None:
     assert len({o.event_id for o in outs}) == len(outs)
 
 
-def test_same_cause_target_object_gives_the_same_event_id() -> None:
+def test_same_cause_connection_object_gives_the_same_event_id() -> None:
     def once() -> str:
         state = SharingState()
         handle(state, entity(GLOBAL))
@@ -76,7 +77,7 @@ def test_same_cause_target_object_gives_the_same_event_id() -> None:
         connect(state, "t1", "c1")
         return handle(state, product("P1", event_id=E1)).outputs[0].event_id
 
-    assert once() == once() == ids.output_event_id(E1, "t1", "product", "P1")
+    assert once() == once() == ids.output_event_id(E1, "c1", "product", "P1")
 
 
 def test_different_target_gives_a_different_event_id() -> None:
@@ -88,7 +89,24 @@ def test_different_target_gives_a_different_event_id() -> None:
     out = handle(state, product("P1", event_id=E1))
     a, b = (o.event_id for o in out.outputs)
     assert a != b
-    assert b == ids.output_event_id(E1, "t2", "product", "P1")
+    assert b == ids.output_event_id(E1, "conn-t2", "product", "P1")
+
+
+def test_a_version_sent_by_its_event_or_by_a_backfill_has_one_id_per_connection() -> None:
+    """Two workers may send one version to one connection at once (its own event, a child's
+    cascade, a backfill): one id. A later connection of the same target gets new ids."""
+    direct = connected_world("t1")
+    sent = handle(direct, product("P1", event_id=E1)).outputs[0]
+    late = SharingState()
+    handle(late, entity(GLOBAL))
+    handle(late, product("P1", event_id=E1))
+    add_target(late, "t1")
+    backfilled = connect(late, "t1").outputs[0]
+    assert (backfilled.event_id, backfilled.body) == (sent.event_id, sent.body)
+    handle(late, connection("conn-t1", "t1", "disconnect"))
+    again = connect(late, "t1", "conn-t1-again").outputs[0]
+    assert again.event_id != sent.event_id
+    assert again.body["target_object_id"] != sent.body["target_object_id"]
 
 
 def test_different_cause_or_object_gives_a_different_event_id() -> None:
