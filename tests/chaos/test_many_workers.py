@@ -230,8 +230,9 @@ def cluster(
     for proc in procs:
         proc.start()
     try:
+        # entity-admin is declared last: once it exists, every queue does.
         wait_for(
-            lambda: run.depth(f"{prefix}.object-shared") is not None,
+            lambda: run.depth(f"{prefix}.entity-admin") is not None,
             60,
             "the workers' topology",
             on_timeout=lambda: print(procs[0].log.read_text()[-3000:]),  # noqa: T201
@@ -242,6 +243,10 @@ def cluster(
                 f"{prefix}.test-out", durable=True, arguments={"x-queue-type": "quorum"}
             )
             ch.queue_bind(f"{prefix}.test-out", f"{prefix}.out", "#")
+            # The workers bind these too, right after declaring; binding again here makes sure
+            # the first publish (mandatory) finds them.
+            ch.queue_bind(f"{prefix}.entity-admin", f"{prefix}.in", "entity.*")
+            ch.queue_bind(f"{prefix}.object-shared", f"{prefix}.in", "object.shared.*")
         yield run
     finally:
         for proc in procs:
