@@ -52,7 +52,7 @@ HANDLERS: dict[type[BaseModel], Handler] = {
 @dataclass
 class BatchResult:
     publish: list[OutMessage] = field(default_factory=list)  # outputs, dead letters, retries
-    outbox_ids: list[str] = field(default_factory=list)  # delete once `publish` is confirmed
+    outbox_ids: list[int] = field(default_factory=list)  # batch rows: delete once confirmed
     fates: Counter[str] = field(default_factory=Counter)
     dead_letters: Counter[tuple[str, str]] = field(default_factory=Counter)  # (queue, reason)
     retries: Counter[tuple[str, str]] = field(default_factory=Counter)  # (queue, reason)
@@ -213,15 +213,15 @@ class BatchProcessor:
                     fail_into(result, env.delivery, failure, self.max_attempts)
             repo.flush_state(conn, state)
             repo.mark_processed(conn, applied)
-            messages = outbox.store(conn, outputs, self.out_exchange)
+            stored = outbox.store(conn, outputs, self.out_exchange)
             self.written(envelopes)
         for out in outputs:
             if "reason" in out.body:
                 result.exceptions[str(out.body["reason"])] += 1
             else:
                 result.outputs[(str(out.body["target_entity"]), str(out.body["object_type"]))] += 1
-        result.publish[:0] = messages
-        result.outbox_ids.extend(m.message_id or "" for m in messages)
+        result.publish[:0] = stored.messages
+        result.outbox_ids.extend(stored.batch_ids)
 
     def written(self, envelopes: list[Envelope]) -> None:
         """Called with the batch's rows written and locked, just before the commit.

@@ -452,14 +452,14 @@ class Worker:
             return
         self._last_relay = now
         try:
-            rows = outbox.pending(self.engine, self.settings.outbox_relay_age_seconds)
-            if not rows:
-                return
-            publisher.publish_many(
-                [outbox.to_message(self.names.out_exchange, e, rk, body) for e, rk, body in rows]
+            left = outbox.pending(
+                self.engine, self.names.out_exchange, self.settings.outbox_relay_age_seconds
             )
-            outbox.delete(self.engine, [e for e, _, _ in rows])
-            log.info("relayed outbox rows", count=len(rows))
+            if not left.messages:
+                return
+            publisher.publish_many(left.messages)
+            outbox.delete(self.engine, left.batch_ids, left.legacy_ids)
+            log.info("relayed outbox rows", count=len(left.messages))
         except sa.exc.SQLAlchemyError as exc:
             log.warning("outbox relay skipped: database unavailable", error=str(exc)[:200])
 

@@ -106,6 +106,8 @@ processed_events = sa.Table(
     sa.Column("processed_at", Ts, nullable=False),
 )
 
+# One row per output, written by releases before the batch outbox; still relayed (a worker of
+# such a release may have died with rows in it), no longer written. Drop in a later release.
 outbox = sa.Table(
     "outbox",
     metadata,
@@ -114,6 +116,17 @@ outbox = sa.Table(
     sa.Column("routing_key", sa.String(255), nullable=False),
     sa.Column("body", sa.Text, nullable=False),  # the JSON body as published (UTF-8 text)
     sa.Column("created_at", Ts, nullable=False, index=True),
+)
+
+# The outbox: one row per batch transaction, holding all of its outputs.
+outbox_batches = sa.Table(
+    "outbox_batches",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("created_at", Ts, nullable=False, index=True),
+    sa.Column("size", sa.Integer, nullable=False),  # how many messages
+    # JSON array of [event_id, routing_key, body as published (text)], in publish order
+    sa.Column("messages", sa.Text, nullable=False),
 )
 
 sync_sessions = sa.Table(
