@@ -135,6 +135,21 @@ def _rejected_decision(model: BaseModel, failure: Failure) -> Decision:
     )
 
 
+class _LogContext:
+    """Binds a message's log context and restores the previous one after, like structlog's
+    `bound_contextvars` but through the tokens (it reads the whole context twice per use)."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+        self.tokens: Any = None
+
+    def __enter__(self) -> None:
+        self.tokens = structlog.contextvars.bind_contextvars(**self.values)
+
+    def __exit__(self, *_: object) -> None:
+        structlog.contextvars.reset_contextvars(**self.tokens)
+
+
 class Processor(Protocol):
     """Turns a batch of deliveries into what to publish and ack; raises on a database outage."""
 
@@ -196,13 +211,14 @@ class BatchProcessor:
             )
             applied: list[tuple[str, str]] = []
             outputs: list[Output] = []
+            elog = log.bind()  # once per batch: the lazy proxy builds a logger on every call
             for index, env in enumerate(envelopes):
                 if env.event_id in seen:
                     result.fates["duplicate"] += 1
                     continue
                 # Every log line about this message carries its event_id, object and target.
-                with structlog.contextvars.bound_contextvars(**_context_of(env.model)):
-                    failure = failed.get(index) or self._apply(index, env, state, outputs)
+                with _LogContext(_context_of(env.model)):
+                    failure = failed.get(index) or self._apply(index, env, state, outputs, elog)
                     if failure is None:
                         seen.add(env.event_id)
                         applied.append((env.event_id, env.delivery.queue))
@@ -231,7 +247,12 @@ class BatchProcessor:
         """
 
     def _apply(
-        self, index: int, env: Envelope, state: SharingState, outputs: list[Output]
+        self,
+        index: int,
+        env: Envelope,
+        state: SharingState,
+        outputs: list[Output],
+        elog: Any,
     ) -> Failure | None:
         writes_before = state.writes
         try:
@@ -244,7 +265,7 @@ class BatchProcessor:
             failure = Failure.of(exc)
         else:
             outputs.extend(outcome.outputs)
-            log.debug("event applied", outputs=len(outcome.outputs))
+            elog.debug("event applied", outputs=len(outcome.outputs))
             return None
         if state.writes != writes_before:
             raise _Rerun(index, failure)
