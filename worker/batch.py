@@ -8,6 +8,7 @@ A database failure raises out of `process`: the caller keeps the batch unacked a
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -112,10 +113,19 @@ def lock_mode(envelopes: list[Envelope]) -> StateLock:
     return StateLock.OBJECTS
 
 
+_CONTEXT_FIELDS = ("event_id", "object_type", "object_id", "target_entity", "entity_id")
+
+
+@functools.cache
+def _context_fields(kind: type[BaseModel]) -> tuple[str, ...]:
+    # Only the fields the kind has: pydantic answers a missing attribute with an exception.
+    return tuple(name for name in _CONTEXT_FIELDS if name in kind.model_fields)
+
+
 def _context_of(model: BaseModel) -> dict[str, Any]:
     ctx: dict[str, Any] = {}
-    for name in ("event_id", "object_type", "object_id", "target_entity", "entity_id"):
-        value = getattr(model, name, None)
+    for name in _context_fields(type(model)):
+        value = getattr(model, name)
         if value is not None:
             ctx[name] = str(value)
     return ctx
