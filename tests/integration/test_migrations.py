@@ -50,3 +50,26 @@ def test_downgrading_0004_splits_shared_decision_rows(state_db_url: str) -> None
         got = conn.execute(sa.text("SELECT target_entity, object_id FROM decisions")).all()
     engine.dispose()
     assert sorted(got) == [("t1", "X"), ("t2", "X")]
+
+
+@pytest.mark.integration
+def test_outbox_batches_are_compressed_with_lz4_where_postgresql_has_it(
+    database_url: str,
+) -> None:
+    engine = create_engine(database_url)
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        available = conn.execute(
+            sa.text(
+                "SELECT count(*) > 0 FROM pg_settings "
+                "WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)"
+            )
+        ).scalar()
+        method = conn.execute(
+            sa.text(
+                "SELECT attcompression FROM pg_attribute "
+                "WHERE attrelid = 'outbox_batches'::regclass AND attname = 'messages'"
+            )
+        ).scalar()
+    engine.dispose()
+    assert (method == "l") == bool(available)
