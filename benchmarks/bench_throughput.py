@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import statistics
 import sys
@@ -121,6 +122,8 @@ def worker_rate(
     ]
     publish(url, app.names.in_exchange, [(rk, orjson.dumps(b)) for rk, b in admin])
     worker = app.sharing_worker()
+    gc.collect()
+    gc.freeze()  # as `entity-sync run` does before consuming
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

@@ -8,6 +8,7 @@ A database failure raises out of `process`: the caller keeps the batch unacked a
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ HANDLERS: dict[type[BaseModel], Handler] = {
 @dataclass
 class BatchResult:
     publish: list[OutMessage] = field(default_factory=list)  # outputs, dead letters, retries
-    outbox_ids: list[str] = field(default_factory=list)  # delete once `publish` is confirmed
+    outbox_ids: list[int] = field(default_factory=list)  # batch rows: delete once confirmed
     fates: Counter[str] = field(default_factory=Counter)
     dead_letters: Counter[tuple[str, str]] = field(default_factory=Counter)  # (queue, reason)
     retries: Counter[tuple[str, str]] = field(default_factory=Counter)  # (queue, reason)
@@ -122,10 +123,19 @@ def lock_mode(envelopes: list[Envelope]) -> StateLock:
     return StateLock.OBJECTS
 
 
+_CONTEXT_FIELDS = ("event_id", "object_type", "object_id", "target_entity", "entity_id")
+
+
+@functools.cache
+def _context_fields(kind: type[BaseModel]) -> tuple[str, ...]:
+    # Only the fields the kind has: pydantic answers a missing attribute with an exception.
+    return tuple(name for name in _CONTEXT_FIELDS if name in kind.model_fields)
+
+
 def _context_of(model: BaseModel) -> dict[str, Any]:
     ctx: dict[str, Any] = {}
-    for name in ("event_id", "object_type", "object_id", "target_entity", "entity_id"):
-        value = getattr(model, name, None)
+    for name in _context_fields(type(model)):
+        value = getattr(model, name)
         if value is not None:
             ctx[name] = str(value)
     return ctx
@@ -143,6 +153,21 @@ def _rejected_decision(model: BaseModel, failure: Failure) -> Decision:
         object_id=getattr(model, "object_id", None),
         version=getattr(model, "version", None),
     )
+
+
+class _LogContext:
+    """Binds a message's log context and restores the previous one after, like structlog's
+    `bound_contextvars` but through the tokens (it reads the whole context twice per use)."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+        self.tokens: Any = None
+
+    def __enter__(self) -> None:
+        self.tokens = structlog.contextvars.bind_contextvars(**self.values)
+
+    def __exit__(self, *_: object) -> None:
+        structlog.contextvars.reset_contextvars(**self.tokens)
 
 
 class Processor(Protocol):
@@ -207,13 +232,16 @@ class BatchProcessor:
             applied: list[tuple[str, str]] = []
             outputs: list[Output] = []
             jobs: list[BulkJob] = []
+            elog = log.bind()  # once per batch: the lazy proxy builds a logger on every call
             for index, env in enumerate(envelopes):
                 if env.event_id in seen:
                     result.fates["duplicate"] += 1
                     continue
                 # Every log line about this message carries its event_id, object and target.
-                with structlog.contextvars.bound_contextvars(**_context_of(env.model)):
-                    failure = failed.get(index) or self._apply(index, env, state, outputs, jobs)
+                with _LogContext(_context_of(env.model)):
+                    failure = failed.get(index) or self._apply(
+                        index, env, state, outputs, jobs, elog
+                    )
                     if failure is None:
                         seen.add(env.event_id)
                         applied.append((env.event_id, env.delivery.queue))
@@ -226,11 +254,11 @@ class BatchProcessor:
             repo.mark_processed(conn, applied)
             repo.insert_jobs(conn, jobs)  # run in chunks after the commit (worker/bulk.py)
             result.jobs_created += len(jobs)
-            messages = outbox.store(conn, outputs, self.out_exchange)
+            stored = outbox.store(conn, outputs, self.out_exchange)
             self.written(envelopes)
         result.count_outputs(outputs)
-        result.publish[:0] = messages
-        result.outbox_ids.extend(m.message_id or "" for m in messages)
+        result.publish[:0] = stored.messages
+        result.outbox_ids.extend(stored.batch_ids)
 
     def written(self, envelopes: list[Envelope]) -> None:
         """Called with the batch's rows written and locked, just before the commit.
@@ -246,6 +274,7 @@ class BatchProcessor:
         state: SharingState,
         outputs: list[Output],
         jobs: list[BulkJob],
+        elog: Any,
     ) -> Failure | None:
         writes_before = state.writes
         try:
@@ -259,7 +288,7 @@ class BatchProcessor:
         else:
             outputs.extend(outcome.outputs)
             jobs.extend(outcome.jobs)
-            log.debug("event applied", outputs=len(outcome.outputs))
+            elog.debug("event applied", outputs=len(outcome.outputs))
             return None
         if state.writes != writes_before:
             raise _Rerun(index, failure)

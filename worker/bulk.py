@@ -40,6 +40,7 @@ class ChunkDone:
     kind: str
     objects: int
     messages: list[OutMessage]
+    outbox_ids: list[int]  # outbox_batches rows to delete once the messages are confirmed
     status: str
     counts: BatchResult  # target updates and share exceptions, for the metrics
 
@@ -83,7 +84,7 @@ class BulkRunner:
             self._quiet_until = time.monotonic() + RECHECK_SECONDS
             return False
         publisher.publish_many(done.messages)
-        outbox.delete(self.engine, [m.message_id or "" for m in done.messages])
+        outbox.delete(self.engine, done.outbox_ids)
         self.observer.bulk_chunk(
             done.kind, done.objects, done.counts, time.perf_counter() - started
         )
@@ -102,7 +103,8 @@ class BulkRunner:
             state = repo.load_state(conn)
             chunk = run_bulk_chunk(state, job, claimed.cursor, self.chunk_size)
             repo.flush_state(conn, state)
-            messages = outbox.store(conn, chunk.outcome.outputs, self.out_exchange)
+            stored = outbox.store(conn, chunk.outcome.outputs, self.out_exchange)
+            messages = stored.messages
             status = "cancelled" if chunk.cancelled else "finished" if chunk.finished else "running"
             done = claimed.done + chunk.handled
             repo.save_job(conn, job.job_id, chunk.cursor, done, status)
@@ -118,4 +120,4 @@ class BulkRunner:
         )
         counts = BatchResult()
         counts.count_outputs(chunk.outcome.outputs)
-        return ChunkDone(job.kind, chunk.handled, messages, status, counts)
+        return ChunkDone(job.kind, chunk.handled, messages, stored.batch_ids, status, counts)

@@ -179,7 +179,8 @@ def _rows(engine: sa.Engine) -> list[list[str]]:
             .order_by(t.decisions.c.id)
         ):
             if d.decision != "stale":  # a late, older version explains nothing about the copy
-                why[(d.target_entity, d.object_id)] = f"{d.decision} ({d.reason}): {d.message}"
+                for target in d.targets or [d.target_entity]:  # a shared row: several targets
+                    why[(target, d.object_id)] = f"{d.decision} ({d.reason}): {d.message}"
     rows: list[list[str]] = []
     for target in targets:
         for src in sorted(sources, key=lambda s: (ORDER[s.object_type], s.object_id)):

@@ -12,6 +12,7 @@ from schemas.outputs import ShareException, TargetUpdate
 from tests.support import scenario as sc
 from tests.support.amqp import Received
 from tests.support.waiting import wait_for
+from worker import outbox
 from worker.bootstrap import App
 from worker.db import tables as t
 
@@ -182,4 +183,6 @@ def run_scenario(app: App, backend: Backend, prefix: str) -> dict[str, Any]:
     assert held[("t-manual", sc.CHARGE)]["data"]["prices"] == {"USD": "49.00", "EUR": "45.00"}
     assert held[("t-auto", sc.HOSTILE_PRODUCT)]["data"]["name"] == sc.HOSTILE_NAME
     assert not any(k[0] == "t-pending" for k in held)
+    # confirmed batches leave nothing in the outbox once the worker is idle
+    wait_for(lambda: outbox.backlog(app.engine) == 0, what="outbox emptied")
     return final_state(app)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from handlers.sharing.model import Output
@@ -11,12 +13,13 @@ from tests.support.waiting import wait_for
 from worker import outbox
 from worker.bootstrap import build
 from worker.broker import connect
+from worker.db import tables as t
 from worker.topology import declare
 
 
 @pytest.mark.integration
 @pytest.mark.usefixtures("rabbit_cleanup")
-def test_rows_left_in_the_outbox_are_published_once_and_removed(
+def test_batches_left_in_the_outbox_are_published_once_and_removed(
     broker_url: str, database_url: str, prefix: str
 ) -> None:
     settings = settings_for(prefix, broker_url, database_url, outbox_relay_age_seconds=0)
@@ -31,8 +34,22 @@ def test_rows_left_in_the_outbox_are_published_once_and_removed(
         for i in range(3)
     ]
     with app.engine.begin() as conn:  # a batch committed; then the worker died
-        outbox.store(conn, outputs, app.names.out_exchange)
-    assert outbox.backlog(app.engine) == 3
+        outbox.store(conn, outputs[:2], app.names.out_exchange)
+    with app.engine.begin() as conn:
+        outbox.store(conn, outputs[2:], app.names.out_exchange)
+    # and a row of the per-output table that the previous release wrote
+    legacy = Output("target.t-9.product", "00000000-0000-4000-8000-000000000009", {"n": 9})
+    with app.engine.begin() as conn:
+        conn.execute(
+            t.outbox.insert().values(
+                event_id=legacy.event_id,
+                routing_key=legacy.routing_key,
+                body='{"n":9}',
+                created_at=dt.datetime.now(dt.UTC),
+            )
+        )
+    outputs.append(legacy)
+    assert outbox.backlog(app.engine) == 4
     with connect(settings) as conn:
         declare(conn, app.names)
     queue = bind_output_queue(broker_url, prefix)
@@ -40,7 +57,13 @@ def test_rows_left_in_the_outbox_are_published_once_and_removed(
 
     with running_worker(settings) as (app, _worker):
         # the relay runs on start, and again when idle, for rows older than the relay age
-        got = collect(broker_url, queue, 3, timeout=30)
+        got = collect(broker_url, queue, 4, timeout=30)
         wait_for(lambda: outbox.backlog(app.engine) == 0, what="outbox emptied")
     assert sorted(m.message_id or "" for m in got) == sorted(o.event_id for o in outputs)
     assert {m.routing_key for m in got} == {o.routing_key for o in outputs}
+    assert {m.body for m in got} == {
+        b'{"event_id":"00000000-0000-4000-8000-000000000000","n":0}',
+        b'{"event_id":"00000000-0000-4000-8000-000000000001","n":1}',
+        b'{"event_id":"00000000-0000-4000-8000-000000000002","n":2}',
+        b'{"n":9}',
+    }

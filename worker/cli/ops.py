@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import signal
 
 import click
@@ -56,6 +57,10 @@ def run(until_idle: float | None) -> None:
         before, after = app.upgrade_database()
         if before != after:
             log.info("database upgraded", before=before, after=after)
+        # Start-up objects (modules, schemas, compiled SQL) are never garbage: frozen, they
+        # are left out of full collections, which took a tenth of the consumer loop's time.
+        gc.collect()
+        gc.freeze()
         for stats in app.run(until_idle=until_idle, observer=metrics):
             log.info(
                 "stopped", batches=stats.batches, published=stats.published, **dict(stats.fates)

@@ -53,16 +53,34 @@ def copies_in(engine: Engine, target: str, object_id: str | None = None) -> list
 
 
 def history(engine: Engine, target: str, object_id: str, limit: int = 50) -> list[dict[str, Any]]:
-    """Decisions about one object for one target, plus rejections of that object's events."""
+    """Decisions about one object for one target, plus rejections of that object's events.
+
+    A row shared by several targets (`targets`, repository.decision_rows) is read as the one
+    decision about `target`, so the result has the shape of one row per decision.
+    """
     d = t.decisions.c
+    if engine.dialect.name == "postgresql":
+        listed: Any = d.targets.op("@>")(sa.func.jsonb_build_array(target))
+    else:
+        each = sa.func.json_each(d.targets).table_valued("value")
+        listed = sa.exists(sa.select(1).select_from(each).where(each.c.value == target))
     stmt = (
         sa.select(t.decisions)
         .where(d.object_id == object_id)
-        .where(sa.or_(d.target_entity == target, d.target_entity.is_(None)))
+        .where(
+            sa.or_(
+                d.target_entity == target,
+                sa.and_(d.target_entity.is_(None), sa.or_(d.targets.is_(None), listed)),
+            )
+        )
         .order_by(d.id.desc())
         .limit(limit)
     )
-    return list(reversed(_rows(engine, stmt)))
+    rows = list(reversed(_rows(engine, stmt)))
+    for row in rows:
+        if row.pop("targets") is not None:
+            row["target_entity"] = target
+    return rows
 
 
 def source(engine: Engine, object_id: str) -> list[dict[str, Any]]:

@@ -14,7 +14,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
-from handlers.sharing.model import TYPE_ORDER, BulkJob, Copy, Entity, SourceKey, SourceObject
+from handlers.sharing.model import (
+    TYPE_ORDER,
+    BulkJob,
+    Copy,
+    Decision,
+    Entity,
+    SourceKey,
+    SourceObject,
+)
 from handlers.sharing.model import Connection as Conn
 from handlers.sharing.state import SharingState
 from worker.db import tables as t
@@ -317,25 +325,51 @@ def flush_state(conn: Connection, state: SharingState) -> None:
         ],
         newer_only=True,
     )
-    if state.decisions:
-        bulk_insert(
-            conn,
-            t.decisions,
-            [
-                {
-                    "at": now,
-                    "cause_event_id": x.cause_event_id,
-                    "target_entity": x.target_entity,
-                    "object_type": x.object_type,
-                    "object_id": x.object_id,
-                    "version": x.version,
-                    "decision": x.decision,
-                    "reason": x.reason,
-                    "message": x.message,
-                }
-                for x in state.decisions
-            ],
+    bulk_insert(conn, t.decisions, decision_rows(state.decisions, now))
+
+
+def decision_rows(decisions: Sequence[Decision], at: dt.datetime) -> list[dict[str, Any]]:
+    """The decision log rows: decisions that differ only in their target share one row.
+
+    A fan-out to N targets is one row listing them in `targets` instead of N rows. A target's
+    decisions about one object keep their order: a decision joins an earlier row only if its
+    target has no later row about that object. A row for one target keeps the old shape
+    (`target_entity` set, `targets` NULL), as does a decision about no target.
+    """
+    rows: list[dict[str, Any]] = []
+    targets: list[list[str]] = []  # per row
+    shared: dict[tuple[Any, ...], int] = {}  # what a row says, but the target -> row
+    latest: dict[tuple[Any, ...], int] = {}  # (target, object type, object id) -> last row
+    for x in decisions:
+        if x.target_entity is not None:
+            said: tuple[Any, ...] = (x.cause_event_id, x.object_type, x.object_id, x.version)
+            said += (x.decision, x.reason, x.message)
+            about = (x.target_entity, x.object_type, x.object_id)
+            i = shared.get(said, -1)
+            if i >= 0 and latest.get(about, -1) <= i:
+                targets[i].append(x.target_entity)
+                latest[about] = i
+                continue
+            shared[said] = latest[about] = len(rows)
+        rows.append(
+            {
+                "at": at,
+                "cause_event_id": x.cause_event_id,
+                "target_entity": x.target_entity,
+                "object_type": x.object_type,
+                "object_id": x.object_id,
+                "version": x.version,
+                "decision": x.decision,
+                "reason": x.reason,
+                "message": x.message,
+                "targets": None,
+            }
         )
+        targets.append([x.target_entity] if x.target_entity is not None else [])
+    for row, listed in zip(rows, targets, strict=True):
+        if len(listed) > 1:
+            row["target_entity"], row["targets"] = None, listed
+    return rows
 
 
 def seen_event_ids(conn: Connection, event_ids: Collection[str]) -> set[str]:

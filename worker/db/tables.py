@@ -94,6 +94,12 @@ decisions = sa.Table(
     sa.Column("decision", sa.String(16), nullable=False),
     sa.Column("reason", sa.String(64), nullable=False),
     sa.Column("message", sa.Text, nullable=False),
+    # Set when one row stands for the same decision about several targets (a fan-out is one
+    # row, see repository.decision_rows); target_entity is then NULL. Rows without it are one
+    # decision each, for target_entity (NULL: every target, e.g. a rejected event).
+    sa.Column(
+        "targets", sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+    ),
     sa.Index("ix_decisions_object", "object_id", "target_entity"),
     sa.Index("ix_decisions_target", "target_entity", "id"),
 )
@@ -106,6 +112,8 @@ processed_events = sa.Table(
     sa.Column("processed_at", Ts, nullable=False),
 )
 
+# One row per output, written by releases before the batch outbox; still relayed (a worker of
+# such a release may have died with rows in it), no longer written. Drop in a later release.
 outbox = sa.Table(
     "outbox",
     metadata,
@@ -134,6 +142,17 @@ bulk_jobs = sa.Table(
     sa.Column("created_at", Ts, nullable=False),
     sa.Column("updated_at", Ts, nullable=False),
     sa.Index("ix_bulk_jobs_status", "status", "created_at"),
+)
+
+# The outbox: one row per batch transaction, holding all of its outputs.
+outbox_batches = sa.Table(
+    "outbox_batches",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("created_at", Ts, nullable=False, index=True),
+    sa.Column("size", sa.Integer, nullable=False),  # how many messages
+    # JSON array of [event_id, routing_key, body as published (text)], in publish order
+    sa.Column("messages", sa.Text, nullable=False),
 )
 
 sync_sessions = sa.Table(

@@ -20,6 +20,8 @@ from builders import (
     settings,
     store_source,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 from handlers.sharing import ids
 from handlers.sharing.model import Output
@@ -208,3 +210,30 @@ def test_target_update_body_fields() -> None:
     assert model.target_object_id == ids.target_object_id("c1", "product_rate_plan", "RP1")
     assert model.target_parent_id == ids.target_object_id("c1", "product", "P1")
     assert model.version == 1
+
+
+@given(st.text(), st.text(), st.text(), st.text())
+def test_ids_are_the_uuid5_of_their_name(cause: str, target: str, kind: str, obj: str) -> None:
+    """The fast path computes exactly uuid.uuid5 (ids of earlier releases stay the same)."""
+    name = f"{cause}|{target}|{kind}|{obj}"
+    assert ids.output_event_id(cause, target, kind, obj) == str(
+        uuid.uuid5(ids.NAMESPACE, f"out|{name}")
+    )
+    assert ids.exception_event_id(cause, target, kind, obj) == str(
+        uuid.uuid5(ids.NAMESPACE, f"exc|{name}")
+    )
+    assert ids.target_object_id(target, kind, obj) == (
+        uuid.uuid5(ids.NAMESPACE, f"copy|{target}|{kind}|{obj}").hex
+    )
+
+
+def test_known_ids_never_change() -> None:
+    assert ids.output_event_id(E1, "t1", "product", "P1") == "f37923cd-8af8-5a4e-8c38-38aa638ce56c"
+    assert (
+        ids.exception_event_id(E1, "t1", "accounting_period", "AP-1")
+        == "66a4dac9-861d-5381-93e3-1e59dae01112"
+    )
+    assert (
+        ids.target_object_id("c1", "product_rate_plan_charge", "ch-é")
+        == "04cf0d78b5ba5a4f8fee842dff8b5050"
+    )
