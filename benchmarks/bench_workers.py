@@ -147,12 +147,12 @@ def run_workers(broker: str, db_url: str, prefix: str, n: int, events: int, targ
         publish(broker, app.names.in_exchange, [(rk, orjson.dumps(b)) for rk, b in body])
         total = len(admin) + events
         procs = [subprocess.Popen([ENTITY_SYNC, "run"], env=env) for _ in range(n)]
-        services = _service_pids()
         try:
             with LockSampler(app.engine) as sampler:
                 while _processed(app.engine) == len(admin):
                     time.sleep(0.005)
                 start = time.monotonic()
+                services = _service_pids()  # now: the workers' database backends exist
                 cpu_before = {
                     "worker": _cpu_seconds([p.pid for p in procs]),
                     **{k: _cpu_seconds(v) for k, v in services.items()},
