@@ -100,7 +100,7 @@ class BulkRunner:
             job = claimed.job
             if not job.object_types or "accounting_period" in job.object_types:
                 lock_periods(conn)  # periods are judged against each other (rule 5)
-            state = repo.load_state(conn)
+            state = repo.load_state(conn, copies_of=job.connection_id)
             chunk = run_bulk_chunk(state, job, claimed.cursor, self.chunk_size)
             repo.flush_state(conn, state)
             stored = outbox.store(conn, chunk.outcome.outputs, self.out_exchange)

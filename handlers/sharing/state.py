@@ -143,7 +143,13 @@ class SharingState:
             return [c for c in found if after_id is None or c.source_object_id > after_id][:limit]
         rows = self.loader.load_copies_page(connection_id, object_type, after_id, limit)
         self.add_loaded_copies(rows, [])
-        self.prefetch([(c.object_type, c.source_object_id) for c in rows])
+        # Their sources in one query (a release compares each copy with its source); parents
+        # and other copies are not needed.
+        wanted = [
+            k for c in rows if (k := (c.object_type, c.source_object_id)) not in self._looked_up
+        ]
+        if wanted:
+            self.add_loaded_sources(self.loader.load_sources(wanted), wanted)
         return [self.copies[c.key] for c in rows]
 
     def copy(self, connection_id: str, object_type: str, object_id: str) -> Copy | None:

@@ -131,10 +131,15 @@ def _copy(row: Any) -> Copy:
 
 
 class DbLoader:
-    """`StateLoader` over one open connection (inside the batch transaction)."""
+    """`StateLoader` over one open connection (inside the batch transaction).
 
-    def __init__(self, conn: Connection) -> None:
+    `copies_of`: load the copies of this one connection only, for a state that a bulk job of
+    that connection uses (a backfill or release never reads other connections' copies).
+    """
+
+    def __init__(self, conn: Connection, copies_of: str | None = None) -> None:
         self.conn = conn
+        self.copies_of = copies_of
 
     def load_sources(self, keys: Collection[SourceKey]) -> list[SourceObject]:
         # By type, so the primary key (object_type, object_id) serves every lookup.
@@ -163,11 +168,12 @@ class DbLoader:
         wanted = set(keys)
         out: list[Copy] = []
         for chunk in _chunks(ids):
-            rows = self.conn.execute(
-                sa.select(t.target_copies).where(
-                    member_of(self.conn, t.target_copies.c.source_object_id, chunk)
-                )
+            stmt = sa.select(t.target_copies).where(
+                member_of(self.conn, t.target_copies.c.source_object_id, chunk)
             )
+            if self.copies_of is not None:
+                stmt = stmt.where(t.target_copies.c.connection_id == self.copies_of)
+            rows = self.conn.execute(stmt)
             out.extend(
                 c for r in rows if ((c := _copy(r)).object_type, c.source_object_id) in wanted
             )
@@ -204,9 +210,10 @@ class DbLoader:
         return [_copy(r) for r in self.conn.execute(stmt)]
 
 
-def load_state(conn: Connection) -> SharingState:
-    """The small, always-complete part of the state, plus a loader for the rest."""
-    state = SharingState(DbLoader(conn))
+def load_state(conn: Connection, copies_of: str | None = None) -> SharingState:
+    """The small, always-complete part of the state, plus a loader for the rest (of the copies,
+    only those of connection `copies_of` when given: see DbLoader)."""
+    state = SharingState(DbLoader(conn, copies_of))
     for r in conn.execute(sa.select(t.entities)):
         state.entities[r.entity_id] = Entity(
             r.entity_id,
