@@ -13,14 +13,11 @@ Queues use a fresh prefix and the state a fresh PostgreSQL database; both are re
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
-import os
 import statistics
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,8 +29,8 @@ from kombu.messaging import Consumer, Producer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.common import connected_targets, fresh_run, service_args
 from tests.support import scenario as sc
-from tests.support.services import delete_topology
 from worker import logging as wlog
 from worker.bootstrap import build
 from worker.config import Settings
@@ -110,13 +107,7 @@ def worker_rate(
     app.upgrade_database()
     with Connection(url) as conn:
         declare(conn, app.names)
-    admin = [sc.entity(sc.GLOBAL, ["USD", "EUR"])]
-    for i in range(targets):
-        admin += [
-            sc.entity(f"t{i}", ["USD"]),
-            sc.connection(f"c{i}", f"t{i}", "request"),
-            sc.connection(f"c{i}", f"t{i}", "accept"),
-        ]
+    admin = connected_targets(targets)
     events = [
         sc.obj("product", f"p-{i}", 1, {"name": f"Product {i}", "sku": f"S{i}"}) for i in range(n)
     ]
@@ -154,44 +145,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--trials", type=int, default=3, help="median of this many runs")
-    parser.add_argument(
-        "--broker",
-        default=os.environ.get(
-            "ENTITY_SYNC_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"
-        ),
-    )
-    parser.add_argument(
-        "--database",
-        default=os.environ.get(
-            "ENTITY_SYNC_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-        ),
-    )
+    service_args(parser)
     parser.add_argument("--prefetch", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=500)
     args = parser.parse_args()
     wlog.configure("warning", "json")
 
-    admin = sa.create_engine(args.database, isolation_level="AUTOCOMMIT")
     print(
         f"events per run: {args.events}, prefetch {args.prefetch}, batch {args.batch}, "
         f"median of {args.trials} trials"
     )
 
     def fresh(kind: str, run: Callable[[str, str], float]) -> float:
-        prefix = f"es-bench-{uuid.uuid4().hex[:8]}"
-        dbname = f"es_bench_{uuid.uuid4().hex[:8]}"
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{dbname}"'))
-        db_url = sa.engine.make_url(args.database).set(database=dbname).render_as_string(False)
-        try:
+        with fresh_run(args.broker, args.database) as (prefix, db_url):
             rate = run(prefix, db_url)
-            print(f"  {kind:<12} {rate:10,.0f}/s", flush=True)
-            return rate
-        finally:
-            with contextlib.suppress(Exception):
-                delete_topology(args.broker, prefix)
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+        print(f"  {kind:<12} {rate:10,.0f}/s", flush=True)
+        return rate
 
     raws, ones, tens = [], [], []
     for _ in range(args.trials):

@@ -173,6 +173,20 @@ class Publisher:
         self.conn.close()
 
 
+def publish_paced(
+    url: str, exchange: str, messages: list[tuple[str, bytes, str]], per_second: float = 0
+) -> None:
+    """Publish (routing key, body, message id) as an upstream would, at most `per_second`."""
+    pub = Publisher(url, exchange)
+    try:
+        for i, (rk, body, mid) in enumerate(messages):
+            pub.publish(rk, body, mid)
+            if per_second and i % 100 == 99:
+                time.sleep(100 / per_second)  # pacing the upstream, not synchronisation
+    finally:
+        pub.close()
+
+
 class WorkerProcess:
     """`entity-sync run` as a subprocess, restartable after kill -9."""
 
@@ -227,14 +241,7 @@ class Run:
         return self.count("processed_events") or 0
 
     def publish(self, messages: list[tuple[str, bytes, str]], per_second: float = 0) -> None:
-        pub = Publisher(self.rabbit.url, f"{self.prefix}.in")
-        try:
-            for i, (rk, body, mid) in enumerate(messages):
-                pub.publish(rk, body, mid)
-                if per_second and i % 100 == 99:
-                    time.sleep(100 / per_second)  # pacing the upstream, not synchronisation
-        finally:
-            pub.close()
+        publish_paced(self.rabbit.url, f"{self.prefix}.in", messages, per_second)
 
 
 @contextmanager

@@ -24,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.chaos.conftest import PrivatePostgres, PrivateRabbit
-from tests.chaos.test_chaos import Publisher, WorkerProcess, _drain, _peek
+from tests.chaos.test_chaos import WorkerProcess, _drain, _peek, publish_paced
 from tests.support import scenario as sc
 from tests.support.amqp import pika_params
 from tests.support.waiting import wait_for
@@ -181,14 +181,7 @@ class Cluster:
         return method is not None and method.consumer_count == len(self.workers)
 
     def publish(self, messages: list[Message], per_second: float = 0) -> None:
-        pub = Publisher(self.rabbit.url, f"{self.prefix}.in")
-        try:
-            for i, (rk, body, mid) in enumerate(messages):
-                pub.publish(rk, body, mid)
-                if per_second and i % 100 == 99:
-                    time.sleep(100 / per_second)  # pacing the upstream, not synchronisation
-        finally:
-            pub.close()
+        publish_paced(self.rabbit.url, f"{self.prefix}.in", messages, per_second)
 
     def copies(self) -> dict[tuple[str, str], dict[str, Any]]:
         with self.engine.connect() as conn:
