@@ -30,7 +30,7 @@ import orjson
 import pytest
 
 from tests.chaos.conftest import PrivateCluster, PrivatePostgres, PrivateRabbit
-from tests.chaos.test_chaos import Publisher, Run, chaos_run, finish_and_check, plan
+from tests.chaos.test_chaos import Run, chaos_run, finish_and_check, plan, publish_paced
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.chaos, pytest.mark.cluster]
@@ -90,14 +90,7 @@ class Upstream(threading.Thread):
 
     def run(self) -> None:
         try:
-            publisher = Publisher(self.url, self.exchange)
-            try:
-                for i, (rk, body, mid) in enumerate(self.messages):
-                    publisher.publish(rk, body, mid)
-                    if i % 100 == 99:
-                        time.sleep(100 / PUBLISH_RATE)
-            finally:
-                publisher.close()
+            publish_paced(self.url, self.exchange, self.messages, PUBLISH_RATE)
         except BaseException as exc:  # noqa: BLE001 - raised in the test thread by `finish`
             self.error = exc
 
