@@ -71,6 +71,16 @@ class Prometheus:
             return False
 
 
+def stop(proc: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it is still running after `timeout` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
 @contextmanager
 def running_prometheus(
     workdir: Path, targets: list[str], rule_files: list[Path], scrape_seconds: int = 1
@@ -116,9 +126,4 @@ def running_prometheus(
         assert proc.poll() is None, log.read_text()[-2000:]
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        stop(proc, 30)

@@ -25,7 +25,7 @@ from sandbox import start_billing_sandbox, start_crm_sandbox
 from sandbox.seed import load_seed
 from tests.deploy.conftest import DEPLOY, ROOT
 from tests.deploy.live import Scrape
-from tests.ecosystem.prometheus import Prometheus, Vector, running_prometheus
+from tests.ecosystem.prometheus import Prometheus, Vector, running_prometheus, stop
 from tests.support import scenario as sc
 from tests.support.amqp import PikaPublisher, Received, bind_output_queue, drain, queue_depth
 from tests.support.waiting import wait_for
@@ -119,12 +119,7 @@ def worker_process(env: dict[str, str], log: Path) -> Iterator[str]:
         assert proc.poll() is None, log.read_text()[-3000:]
         yield url.removeprefix("http://")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        stop(proc, 60)
         assert proc.returncode == 0 or proc.returncode < 0, log.read_text()[-3000:]
 
 
