@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_throughput import publish
 from benchmarks.common import fresh_run, service_args, worker_env
+from entity_sync.bootstrap import build
+from entity_sync.config import Settings
+from entity_sync.runtime.topology import declare
 from tests.support import scenario as sc
-from worker.bootstrap import build
-from worker.config import Settings
-from worker.topology import declare
 
 ENTITY_SYNC = str(Path(sys.executable).with_name("entity-sync"))
 

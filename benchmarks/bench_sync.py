@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "soap"))
 
 from soapkit import account_seed  # the tests' seed builder, shared on purpose
 
-from handlers.soap.config import BillingSettings, CrmSettings
-from handlers.sync.memory import InMemorySyncLocks, InMemorySyncStore
-from handlers.sync.service import SyncService
-from sandbox import start_billing_sandbox, start_crm_sandbox
-from schemas.inputs import SyncRequest
+from entity_sync.handlers.soap.config import BillingSettings, CrmSettings
+from entity_sync.handlers.sync.memory import InMemorySyncLocks, InMemorySyncStore
+from entity_sync.handlers.sync.service import SyncService
+from entity_sync.schemas.inputs import SyncRequest
+from entity_sync_sandbox import start_billing_sandbox, start_crm_sandbox
 
 IDS_PER_REQUEST = 8  # within the UI limit, so concurrency 8 has 8 accounts to overlap
 

@@ -30,12 +30,12 @@ from kombu.messaging import Consumer, Producer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import connected_targets, fresh_run, service_args
+from entity_sync import logs as wlog
+from entity_sync.bootstrap import build
+from entity_sync.config import Settings
+from entity_sync.runtime.topology import Names, declare, input_queues
+from entity_sync.store import tables as t
 from tests.support import scenario as sc
-from worker import logging as wlog
-from worker.bootstrap import build
-from worker.config import Settings
-from worker.db import tables as t
-from worker.topology import Names, declare, input_queues
 
 
 def publish(url: str, exchange: str, messages: list[tuple[str, bytes]]) -> None:

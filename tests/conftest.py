@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from entity_sync import logs as wlog
 from tests.support import services
-from worker import logging as wlog
 
 
 @pytest.fixture(scope="session", autouse=True)

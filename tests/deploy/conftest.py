@@ -10,8 +10,8 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
-from handlers.soap.config import BillingSettings, CrmSettings
-from worker.config import Settings
+from entity_sync.config import Settings
+from entity_sync.handlers.soap.config import BillingSettings, CrmSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -1,4 +1,4 @@
-"""RabbitMQ definitions derived from worker.topology.declare, by recording what it declares.
+"""RabbitMQ definitions derived from topology.declare, by recording what it declares.
 
 `python -m tests.deploy.definitions` rewrites deploy/rabbitmq/definitions.json; the tests
 check that the file equals what this derives, so the file never drifts from the code.
@@ -14,7 +14,7 @@ from typing import Any
 
 from kombu.transport.pyamqp import Channel as PyamqpChannel
 
-from worker.topology import DELIVERY_LIMIT, Names, declare
+from entity_sync.runtime.topology import DELIVERY_LIMIT, Names, declare
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITIONS = ROOT / "deploy" / "rabbitmq" / "definitions.json"

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from entity_sync.bootstrap import App, build
+from entity_sync.config import Settings
+from entity_sync.runtime.health import HealthServer, Readiness
+from entity_sync.runtime.metrics import Metrics
 from tests.support.waiting import wait_for
-from worker.bootstrap import App, build
-from worker.config import Settings
-from worker.health import HealthServer, Readiness
-from worker.metrics import Metrics
 
 Labels = frozenset[tuple[str, str]]
 

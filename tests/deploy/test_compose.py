@@ -9,8 +9,8 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from entity_sync.operations.cli.main import cli
 from tests.deploy.conftest import DEPLOY, PINNED, ROOT, load_yaml
-from worker.cli.main import cli
 
 PROJECT_IMAGE = "entity-sync:dev"
 EXPECTED = {"rabbitmq", "postgres", "worker", "billing-sandbox", "crm-sandbox", "prometheus"}

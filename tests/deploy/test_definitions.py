@@ -1,4 +1,4 @@
-"""deploy/rabbitmq/definitions.json matches worker.topology.declare: names and arguments."""
+"""deploy/rabbitmq/definitions.json matches topology.declare: names and arguments."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pika
 import pytest
 from kombu.connection import Connection
 
+from entity_sync.runtime.topology import Names, declare
 from tests.deploy.definitions import DEFINITIONS, expected_definitions, render
 from tests.support.amqp import pika_params
-from worker.topology import Names, declare
 
 
 def _file() -> dict[str, Any]:

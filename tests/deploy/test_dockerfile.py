@@ -53,7 +53,7 @@ def test_copies_only_what_exists_and_what_the_package_needs() -> None:
             sources += rest.split()[:-1]
     for source in sources:
         assert (ROOT / source).exists() or source == "README.md", source
-    for package in ("worker", "handlers", "schemas", "sandbox"):  # pyproject's packages
+    for package in ("src", "sandbox"):  # the package (src layout) and the sandbox distribution
         assert package in sources
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().split()
     for source in sources:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from entity_sync.runtime.topology import Names
 from tests.deploy.conftest import K8S, load_yaml
-from worker.topology import Names
 
 SECRET = "entity-sync-secrets"
 

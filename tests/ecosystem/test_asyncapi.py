@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 import yaml
 
-from schemas import generate
+from entity_sync.schemas import generate
 from tests.ecosystem import tools
 
 pytestmark = pytest.mark.ecosystem

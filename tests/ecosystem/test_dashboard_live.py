@@ -21,15 +21,15 @@ from typing import Any
 
 import pytest
 
-from sandbox import start_billing_sandbox, start_crm_sandbox
-from sandbox.seed import load_seed
+from entity_sync.runtime.topology import Names
+from entity_sync_sandbox import SEEDS, start_billing_sandbox, start_crm_sandbox
+from entity_sync_sandbox.seed import load_seed
 from tests.deploy.conftest import DEPLOY, ROOT
 from tests.deploy.live import Scrape
 from tests.ecosystem.prometheus import Prometheus, Vector, running_prometheus, stop
 from tests.support import scenario as sc
 from tests.support.amqp import PikaPublisher, Received, bind_output_queue, drain, queue_depth
 from tests.support.waiting import wait_for
-from worker.topology import Names
 
 pytestmark = [pytest.mark.ecosystem, pytest.mark.integration]
 
@@ -41,8 +41,7 @@ GRAFANA_VARIABLES = {
     "__interval": f"{SCRAPE_SECONDS}s",
     "__range": "5m",
 }
-SEEDS = ROOT / "sandbox" / "seeds"
-ACCOUNT = "0a000000000000000000000000000001"  # in sandbox/seeds/billing.json, with a CrmId
+ACCOUNT = "0a000000000000000000000000000001"  # in the billing seed, with a CrmId
 
 
 def panels() -> list[tuple[str, str]]:

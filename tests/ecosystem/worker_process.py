@@ -14,11 +14,11 @@ from __future__ import annotations
 import signal
 import sys
 
-from worker import logging as wlog
-from worker.bootstrap import build
-from worker.cli.common import load_settings
-from worker.health import HealthServer, Readiness
-from worker.metrics import Metrics
+from entity_sync import logs as wlog
+from entity_sync.bootstrap import build
+from entity_sync.operations.cli.common import load_settings
+from entity_sync.runtime.health import HealthServer, Readiness
+from entity_sync.runtime.metrics import Metrics
 
 
 def main() -> int:

@@ -8,13 +8,13 @@ from typing import Any, Protocol
 import orjson
 import sqlalchemy as sa
 
-from schemas.outputs import ShareException, TargetUpdate
+from entity_sync.bootstrap import App
+from entity_sync.runtime import outbox
+from entity_sync.schemas.outputs import ShareException, TargetUpdate
+from entity_sync.store import tables as t
 from tests.support import scenario as sc
 from tests.support.amqp import Received
 from tests.support.waiting import wait_for
-from worker import outbox
-from worker.bootstrap import App
-from worker.db import tables as t
 
 
 class Backend(Protocol):
@@ -26,7 +26,7 @@ class Backend(Protocol):
 def settled(app: App, count: int) -> bool:
     """`count` events applied and every bulk fan-out they started finished.
 
-    A fan-out runs after its event (worker/bulk.py); a scenario that wants one exact set of
+    A fan-out runs after its event (runtime/bulk.py); a scenario that wants one exact set of
     outputs waits for it before the next phase, as objects changed meanwhile would otherwise be
     offered twice (once by their own event, once by the fan-out).
     """

@@ -18,12 +18,12 @@ from click.testing import CliRunner, Result
 from kombu.connection import Connection
 from structlog.testing import capture_logs
 
+from entity_sync.operations.cli.main import cli
 from tests.integration.harness import processed
 from tests.support import scenario as sc
 from tests.support.amqp import PikaPublisher, queue_depth
 from tests.support.runner import running_worker, settings_for
 from tests.support.waiting import wait_for
-from worker.cli.main import cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("rabbit_cleanup")]
 

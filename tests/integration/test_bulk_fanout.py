@@ -12,18 +12,18 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from handlers.sharing import ids
-from handlers.sharing.service import SharingContext
+from entity_sync.handlers.sharing import ids
+from entity_sync.handlers.sharing.service import SharingContext
+from entity_sync.operations.cli.main import cli
+from entity_sync.runtime import outbox
+from entity_sync.runtime.batch import BatchProcessor, BatchResult
+from entity_sync.runtime.broker import OutMessage
+from entity_sync.runtime.bulk import BulkRunner
+from entity_sync.runtime.delivery import Delivery
+from entity_sync.store import migrate
+from entity_sync.store import tables as t
+from entity_sync.store.engine import create_engine
 from tests.support import scenario as sc
-from worker import outbox
-from worker.batch import BatchProcessor, BatchResult
-from worker.broker import OutMessage
-from worker.bulk import BulkRunner
-from worker.cli.main import cli
-from worker.db import migrate
-from worker.db import tables as t
-from worker.db.engine import create_engine
-from worker.delivery import Delivery
 
 TREES = 7  # 21 objects: products, rate plans, charges
 CHUNK = 4

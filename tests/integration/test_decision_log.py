@@ -8,13 +8,13 @@ import datetime as dt
 import pytest
 from click.testing import CliRunner
 
-from handlers.sharing.model import Decision, DecisionKind, Entity
-from handlers.sharing.state import SharingState
-from worker.cli.main import cli
-from worker.db import migrate, queries
-from worker.db import repository as repo
-from worker.db import tables as t
-from worker.db.engine import create_engine
+from entity_sync.handlers.sharing.model import Decision, DecisionKind, Entity
+from entity_sync.handlers.sharing.state import SharingState
+from entity_sync.operations.cli.main import cli
+from entity_sync.store import migrate, queries
+from entity_sync.store import repository as repo
+from entity_sync.store import tables as t
+from entity_sync.store.engine import create_engine
 
 TARGETS = ["t1", "t2", "t3"]
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from worker import demo_story
-from worker.cli.main import cli
-from worker.demo import run_demo
+from entity_sync.operations import demo_story
+from entity_sync.operations.cli.main import cli
+from entity_sync.operations.demo import run_demo
 
 
 @pytest.mark.embedded

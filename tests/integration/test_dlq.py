@@ -12,15 +12,15 @@ import pytest
 from click.testing import CliRunner
 from kombu.connection import Connection
 
+from entity_sync.config import Settings
+from entity_sync.operations import dlq as core
+from entity_sync.operations.cli.main import cli
+from entity_sync.runtime.retry import delay_queues
 from tests.integration.harness import processed
 from tests.support import scenario as sc
 from tests.support.amqp import PikaPublisher, kombu_publish, queue_depth
 from tests.support.runner import running_worker, settings_for
 from tests.support.waiting import wait_for
-from worker import dlq as core
-from worker.cli.main import cli
-from worker.config import Settings
-from worker.retry import delay_queues
 
 
 @pytest.fixture

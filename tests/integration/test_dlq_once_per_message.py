@@ -10,17 +10,17 @@ import pytest
 from click.testing import CliRunner
 from kombu.connection import Connection
 
+from entity_sync.bootstrap import build
+from entity_sync.operations import dlq as core
+from entity_sync.operations.cli.main import cli
+from entity_sync.runtime.consumer import Worker
+from entity_sync.runtime.delivery import Delivery
+from entity_sync.runtime.metrics import Metrics
+from entity_sync.runtime.topology import Names, declare
 from tests.support import scenario as sc
 from tests.support.amqp import PikaPublisher, queue_depth
 from tests.support.runner import running_worker, settings_for
 from tests.support.waiting import wait_for
-from worker import dlq as core
-from worker.bootstrap import build
-from worker.cli.main import cli
-from worker.consumer import Worker
-from worker.delivery import Delivery
-from worker.metrics import Metrics
-from worker.topology import Names, declare
 
 
 class _Died(BaseException):

@@ -8,14 +8,14 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from prometheus_client import CollectorRegistry
 
+from entity_sync.operations.cli.main import cli
+from entity_sync.runtime.health import HealthServer, Readiness
+from entity_sync.runtime.topology import Names
+from entity_sync.store.engine import create_engine
 from tests.deploy.live import live_worker
 from tests.support.amqp import PikaPublisher, queue_depth
 from tests.support.runner import settings_for
 from tests.support.waiting import wait_for
-from worker.cli.main import cli
-from worker.db.engine import create_engine
-from worker.health import HealthServer, Readiness
-from worker.topology import Names
 
 pytestmark = pytest.mark.integration
 

@@ -8,12 +8,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from entity_sync.store.engine import StateLock, create_engine, lock_state
 from tests.integration.harness import processed
 from tests.support import scenario as sc
 from tests.support.amqp import PikaPublisher
 from tests.support.runner import running_worker, settings_for
 from tests.support.waiting import wait_for
-from worker.db.engine import StateLock, create_engine, lock_state
 
 HEARTBEAT = 2  # seconds; RabbitMQ drops a silent connection after about two of them
 HELD = 8.0  # how long another transaction holds the state lock

@@ -8,15 +8,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from handlers.sync.memory import InMemorySyncLocks, InMemorySyncStore
-from handlers.sync.service import SyncService
-from sandbox import start_billing_sandbox, start_crm_sandbox
+from entity_sync.handlers.sync.memory import InMemorySyncLocks, InMemorySyncStore
+from entity_sync.handlers.sync.service import SyncService
+from entity_sync.runtime.topology import Names
+from entity_sync_sandbox import start_billing_sandbox, start_crm_sandbox
 from tests.deploy.live import Scrape, live_worker
 from tests.support import scenario as sc
 from tests.support.amqp import PikaPublisher, bind_output_queue, drain, queue_depth
 from tests.support.runner import settings_for
 from tests.support.waiting import wait_for
-from worker.topology import Names
 
 pytestmark = pytest.mark.integration
 
@@ -164,9 +164,9 @@ def test_sync_sessions_and_soap_latency_reach_the_registry() -> None:
     """The SOAP timing hook and the session hook feed a Metrics registry (sandboxes over HTTP)."""
     from pydantic import SecretStr
 
-    from handlers.soap.config import BillingSettings, CrmSettings
-    from schemas.inputs import SyncRequest
-    from worker.metrics import Metrics
+    from entity_sync.handlers.soap.config import BillingSettings, CrmSettings
+    from entity_sync.runtime.metrics import Metrics
+    from entity_sync.schemas.inputs import SyncRequest
 
     billing, crm = start_billing_sandbox(), start_crm_sandbox()
     service = SyncService(
@@ -229,7 +229,7 @@ def test_sync_sessions_and_soap_latency_reach_the_registry() -> None:
 def _exposition(metrics: object) -> str:
     from prometheus_client import generate_latest
 
-    from worker.metrics import Metrics
+    from entity_sync.runtime.metrics import Metrics
 
     assert isinstance(metrics, Metrics)
     return generate_latest(metrics.registry).decode()

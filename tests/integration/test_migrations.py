@@ -1,4 +1,4 @@
-"""The migrations build exactly the schema of worker/db/tables.py, on both backends."""
+"""The migrations build exactly the schema of src/entity_sync/store/tables.py, on both backends."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from worker.db import migrate
-from worker.db import tables as t
-from worker.db.engine import create_engine
+from entity_sync.store import migrate
+from entity_sync.store import tables as t
+from entity_sync.store.engine import create_engine
 
 
 @pytest.mark.integration

@@ -6,15 +6,15 @@ import datetime as dt
 
 import pytest
 
-from handlers.sharing.model import Output
+from entity_sync.bootstrap import build
+from entity_sync.handlers.sharing.model import Output
+from entity_sync.runtime import outbox
+from entity_sync.runtime.broker import connect
+from entity_sync.runtime.topology import declare
+from entity_sync.store import tables as t
 from tests.support.amqp import bind_output_queue, collect
 from tests.support.runner import running_worker, settings_for
 from tests.support.waiting import wait_for
-from worker import outbox
-from worker.bootstrap import build
-from worker.broker import connect
-from worker.db import tables as t
-from worker.topology import declare
 
 
 @pytest.mark.integration

@@ -13,15 +13,15 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from handlers.sharing.service import SharingContext
+from entity_sync.handlers.sharing.service import SharingContext
+from entity_sync.runtime.batch import BatchProcessor, BatchResult
+from entity_sync.runtime.delivery import Delivery
+from entity_sync.runtime.envelope import Envelope
+from entity_sync.store import migrate
+from entity_sync.store import tables as t
+from entity_sync.store.engine import create_engine
 from tests.support import scenario as sc
 from tests.support.waiting import wait_for
-from worker.batch import BatchProcessor, BatchResult
-from worker.db import migrate
-from worker.db import tables as t
-from worker.db.engine import create_engine
-from worker.delivery import Delivery
-from worker.envelope import Envelope
 
 pytestmark = pytest.mark.integration
 Q_OBJECTS, Q_ADMIN = "p.object-shared", "p.entity-admin"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from schemas.inputs import SyncRequest
-from worker.db import migrate
-from worker.db.engine import create_engine
-from worker.db.sync_store import DbSyncLocks, DbSyncStore
+from entity_sync.schemas.inputs import SyncRequest
+from entity_sync.store import migrate
+from entity_sync.store.engine import create_engine
+from entity_sync.store.sync_store import DbSyncLocks, DbSyncStore
 
 
 def test_one_holder_at_a_time_and_expired_locks_are_taken_over(state_db_url: str) -> None:

@@ -12,17 +12,17 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from sandbox import start_billing_sandbox, start_crm_sandbox
-from sandbox.seed import load_seed
-from schemas.outputs import SyncCompleted
+from entity_sync.operations.cli.main import cli
+from entity_sync.schemas.outputs import SyncCompleted
+from entity_sync.store import tables as t
+from entity_sync_sandbox import start_billing_sandbox, start_crm_sandbox
+from entity_sync_sandbox.seed import load_seed
 from tests.support.amqp import PikaPublisher, bind_output_queue, collect
 from tests.support.runner import running_app, settings_for
 from tests.support.scenario import entity
 from tests.support.waiting import wait_for
-from worker.cli.main import cli
-from worker.db import tables as t
 
-SEEDS = Path(__file__).resolve().parents[2] / "sandbox" / "seeds"
+SEEDS = Path(__file__).resolve().parents[2] / "sandbox" / "entity_sync_sandbox" / "seeds"
 ACCOUNTS = [f"0a{'0' * 29}{n}" for n in (1, 2, 3)]  # the third has no CrmId
 EU_ACCOUNT = f"0a{'0' * 29}5"  # held by the entity eu only
 CRM_ACCOUNT = "001000000000001AAA"  # accounts 1 and 4 in the default entity, 5 in eu

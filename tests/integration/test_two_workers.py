@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
+from entity_sync.bootstrap import App, build
 from tests.integration.harness import final_state, processed
 from tests.support import scenario as sc
 from tests.support.amqp import PikaPublisher
 from tests.support.runner import running_worker, settings_for
 from tests.support.services import delete_topology
 from tests.support.waiting import wait_for
-from worker.bootstrap import App, build
 
 TARGETS = ["t-a", "t-b", "t-c"]
 

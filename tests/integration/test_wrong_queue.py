@@ -12,19 +12,19 @@ import pika
 import pytest
 from kombu.connection import Connection
 
-from handlers.sharing.service import SharingContext
+from entity_sync.bootstrap import build
+from entity_sync.handlers.sharing.service import SharingContext
+from entity_sync.operations import dlq as core
+from entity_sync.runtime.batch import BatchResult, dead_letter_into
+from entity_sync.runtime.bulk import BulkRunner
+from entity_sync.runtime.consumer import Worker
+from entity_sync.runtime.delivery import Delivery
+from entity_sync.runtime.topology import Names, declare
 from tests.integration.harness import processed
 from tests.support import scenario as sc
 from tests.support.amqp import PikaPublisher, pika_params, queue_depth
 from tests.support.runner import running_app, settings_for
 from tests.support.waiting import wait_for
-from worker import dlq as core
-from worker.batch import BatchResult, dead_letter_into
-from worker.bootstrap import build
-from worker.bulk import BulkRunner
-from worker.consumer import Worker
-from worker.delivery import Delivery
-from worker.topology import Names, declare
 
 
 def _sync_request() -> tuple[str, dict[str, Any]]:

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from soapkit import VENDOR_FILES, billing_settings, crm_settings
 
-from handlers.sync.memory import InMemorySyncLocks, InMemorySyncStore
-from handlers.sync.service import SyncService
-from sandbox import (
+from entity_sync.handlers.sync.memory import InMemorySyncLocks, InMemorySyncStore
+from entity_sync.handlers.sync.service import SyncService
+from entity_sync_sandbox import (
     BillingSandboxHandle,
     CrmSandboxHandle,
     start_billing_sandbox,

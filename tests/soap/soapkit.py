@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from handlers.soap.config import BillingSettings, CrmSettings
-from schemas.inputs import SyncRequest
+from entity_sync.handlers.soap.config import BillingSettings, CrmSettings
+from entity_sync.schemas.inputs import SyncRequest
 
 VENDOR_FILES = ("zuora.a.79.0.wsdl", "salesforce-partner.v58.wsdl")  # billing, CRM
 FAST = {"backoff_seconds": 0.001, "backoff_max_seconds": 0.01, "read_timeout": 10.0}

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from soapkit import account_seed, billing_settings, crm_settings
 
-from handlers.soap.billing import BillingClient
-from handlers.soap.crm import CrmClient
+from entity_sync.handlers.soap.billing import BillingClient
+from entity_sync.handlers.soap.crm import CrmClient
 
 pytestmark = pytest.mark.soap
 

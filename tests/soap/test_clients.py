@@ -10,18 +10,18 @@ from typing import Any
 import pytest
 from soapkit import account_seed, billing_settings, crm_settings, zid
 
-from handlers.errors import PermanentError, TransientError
-from handlers.soap.billing import BillingClient
-from handlers.soap.crm import CrmClient
-from handlers.soap.errors import (
+from entity_sync.handlers.errors import PermanentError, TransientError
+from entity_sync.handlers.soap.billing import BillingClient
+from entity_sync.handlers.soap.crm import CrmClient
+from entity_sync.handlers.soap.errors import (
     InvalidResponse,
     LoginFailed,
     SoapPermanentError,
     SoapTransientError,
     UnsafeResponse,
 )
-from sandbox import BillingSandboxHandle, CrmSandboxHandle
-from sandbox.server import RawReply
+from entity_sync_sandbox import BillingSandboxHandle, CrmSandboxHandle
+from entity_sync_sandbox.server import RawReply
 
 pytestmark = pytest.mark.soap
 
@@ -286,7 +286,7 @@ def test_http_connections_are_reused(make_billing: MakeBilling) -> None:
 
 
 def test_wsdl_is_parsed_once_per_path(make_crm: MakeCrm) -> None:
-    from handlers.soap.transport import load_wsdl
+    from entity_sync.handlers.soap.transport import load_wsdl
 
     sandbox = make_crm()
     with CrmClient(crm_settings(sandbox.url)) as first:

@@ -18,12 +18,12 @@ from soapkit import (
     request,
 )
 
-from handlers.soap.billing import BillingClient
-from handlers.soap.errors import SoapPermanentError
-from handlers.sync.memory import InMemorySyncStore
-from handlers.sync.service import SyncService
-from sandbox import BillingSandboxHandle, CrmSandboxHandle
-from schemas.outputs import SyncCompleted
+from entity_sync.handlers.soap.billing import BillingClient
+from entity_sync.handlers.soap.errors import SoapPermanentError
+from entity_sync.handlers.sync.memory import InMemorySyncStore
+from entity_sync.handlers.sync.service import SyncService
+from entity_sync.schemas.outputs import SyncCompleted
+from entity_sync_sandbox import BillingSandboxHandle, CrmSandboxHandle
 
 pytestmark = pytest.mark.soap
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from soapkit import billing_settings, zid
 
-from handlers.errors import ConfigurationError
-from handlers.soap.billing import BillingClient
-from handlers.soap.errors import LoginFailed
-from sandbox import BillingSandboxHandle, start_crm_sandbox
-from sandbox.seed import load_seed
+from entity_sync.handlers.errors import ConfigurationError
+from entity_sync.handlers.soap.billing import BillingClient
+from entity_sync.handlers.soap.errors import LoginFailed
+from entity_sync_sandbox import BillingSandboxHandle, start_crm_sandbox
+from entity_sync_sandbox.seed import load_seed
 
 pytestmark = pytest.mark.soap
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from soapkit import account_seed, merge, product_seed, request, zid
 
-from handlers.sync.memory import InMemorySyncLocks, InMemorySyncStore
-from handlers.sync.service import SyncService
-from sandbox import BillingSandboxHandle, CrmSandboxHandle
-from sandbox.seed import EXAMPLE_SEEDS, load_seed
-from schemas.outputs import SyncCompleted
+from entity_sync.handlers.sync.memory import InMemorySyncLocks, InMemorySyncStore
+from entity_sync.handlers.sync.service import SyncService
+from entity_sync.schemas.outputs import SyncCompleted
+from entity_sync_sandbox import BillingSandboxHandle, CrmSandboxHandle
+from entity_sync_sandbox.seed import EXAMPLE_SEEDS, load_seed
 
 pytestmark = pytest.mark.soap
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from soapkit import account_seed, crm_request, merge
 
-from handlers.sync.memory import InMemorySyncLocks, InMemorySyncStore
-from handlers.sync.service import SyncService
-from sandbox import BillingSandboxHandle, CrmSandboxHandle
-from schemas.outputs import SyncCompleted
+from entity_sync.handlers.sync.memory import InMemorySyncLocks, InMemorySyncStore
+from entity_sync.handlers.sync.service import SyncService
+from entity_sync.schemas.outputs import SyncCompleted
+from entity_sync_sandbox import BillingSandboxHandle, CrmSandboxHandle
 
 pytestmark = pytest.mark.soap
 

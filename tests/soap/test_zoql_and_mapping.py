@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 from soapkit import crm_request, request, zid
 
-from handlers.sync.crm_ids import long_form, spellings
-from handlers.sync.mapping import (
+from entity_sync.handlers.sync.crm_ids import long_form, spellings
+from entity_sync.handlers.sync.mapping import (
     CRM_FIELDS,
     READ_FIELDS,
     MappingError,
@@ -17,10 +17,16 @@ from handlers.sync.mapping import (
     map_customer_account,
     map_record,
 )
-from handlers.sync.resolve import billing_accounts_of
-from handlers.sync.validate import Rejection, validate_request
-from handlers.sync.zoql import MAX_CHARS, MAX_CONDITIONS, UnsafeQueryInput, quote, select_by
-from sandbox.query import check_limits, parse
+from entity_sync.handlers.sync.resolve import billing_accounts_of
+from entity_sync.handlers.sync.validate import Rejection, validate_request
+from entity_sync.handlers.sync.zoql import (
+    MAX_CHARS,
+    MAX_CONDITIONS,
+    UnsafeQueryInput,
+    quote,
+    select_by,
+)
+from entity_sync_sandbox.query import check_limits, parse
 
 
 def test_many_ids_become_or_chunks_within_vendor_limits_and_no_in() -> None:

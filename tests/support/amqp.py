@@ -120,7 +120,7 @@ def queue_depth(url: str, queue: str) -> int:
 
 def kombu_publish(url: str, prefix: str, events: list[tuple[str, bytes]]) -> None:
     """Publish into the embedded broker (declaring the topology in this process first)."""
-    from worker.topology import Names, declare
+    from entity_sync.runtime.topology import Names, declare
 
     with Connection(url) as conn:
         declare(conn, Names(prefix))

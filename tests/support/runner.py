@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from worker.bootstrap import App, build
-from worker.config import Settings
-from worker.consumer import Worker
-from worker.observe import Observer
+from entity_sync.bootstrap import App, build
+from entity_sync.config import Settings
+from entity_sync.runtime.consumer import Worker
+from entity_sync.runtime.observe import Observer
 
 
 def settings_for(

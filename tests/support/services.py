@@ -38,7 +38,7 @@ def with_search_path(url: str, schema: str) -> str:
 
 def delete_topology(broker_url: str, prefix: str) -> None:
     """Delete every queue and exchange a test declared under its prefix."""
-    from worker.topology import Names, _configured_delays
+    from entity_sync.runtime.topology import Names, _configured_delays
 
     names = Names(prefix)
     queues = [names.unrouted, *names.bindings()]

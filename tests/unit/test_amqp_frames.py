@@ -13,8 +13,8 @@ from amqp.serialization import dumps
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker import amqp_frames
-from worker.broker import OutMessage, _Unconfirmed
+from entity_sync.runtime import amqp_frames
+from entity_sync.runtime.broker import OutMessage, _Unconfirmed
 
 
 def py_amqp_bytes(channel: int, frame_max: int, msg: OutMessage, timestamp: int) -> bytes:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from worker.cli.main import cli
+from entity_sync.operations.cli.main import cli
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from worker.cli.main import cli
-from worker.config import Settings, redact_url
+from entity_sync.config import Settings, redact_url
+from entity_sync.operations.cli.main import cli
 
 
 def test_defaults_are_embedded_under_the_data_dir(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from schemas import generate
+from entity_sync.schemas import generate
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "contracts" / "examples"
 STEM_OF = {
@@ -36,7 +36,7 @@ def _validator(stem: str) -> jsonschema.Draft202012Validator:
 
 
 def test_committed_files_match_the_models() -> None:
-    assert generate.main(["--check"]) == 0, "run: python -m schemas.generate"
+    assert generate.main(["--check"]) == 0, "run: python -m entity_sync.schemas.generate"
 
 
 def test_asyncapi_refers_only_to_committed_schemas() -> None:

@@ -6,8 +6,8 @@ import os
 import socket
 import time
 
-from worker import deadletter
-from worker.delivery import Delivery
+from entity_sync.runtime import deadletter
+from entity_sync.runtime.delivery import Delivery
 
 
 def _delivery(**headers: object) -> Delivery:

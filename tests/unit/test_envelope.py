@@ -5,10 +5,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from schemas.inputs import ADMIN_MODELS, EntityControl, ObjectShared, SyncRequest
-from worker.delivery import Delivery
-from worker.envelope import Envelope, Poison, decode, kinds_by_queue
-from worker.topology import Names
+from entity_sync.runtime.delivery import Delivery
+from entity_sync.runtime.envelope import Envelope, Poison, decode, kinds_by_queue
+from entity_sync.runtime.topology import Names
+from entity_sync.schemas.inputs import ADMIN_MODELS, EntityControl, ObjectShared, SyncRequest
 
 GOOD = {
     "event_id": "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c04",

@@ -8,12 +8,12 @@ import orjson
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
-from handlers.sharing.service import SharingContext
+from entity_sync.handlers.sharing.service import SharingContext
+from entity_sync.runtime.batch import BatchProcessor
+from entity_sync.runtime.delivery import Delivery
+from entity_sync.store import migrate
+from entity_sync.store.engine import create_engine
 from tests.support import scenario as sc
-from worker.batch import BatchProcessor
-from worker.db import migrate
-from worker.db.engine import create_engine
-from worker.delivery import Delivery
 
 
 def test_log_lines_carry_the_message_context(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The reason codes in `schemas.reasons` are every reason the worker and the rules raise."""
+"""The reason codes in `entity_sync.schemas.reasons` are every reason the worker and rules raise."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ from pathlib import Path
 
 from prometheus_client import generate_latest
 
-from schemas import reasons
-from worker.config import Settings
-from worker.metrics import Metrics
+from entity_sync.config import Settings
+from entity_sync.runtime.metrics import Metrics
+from entity_sync.schemas import reasons
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2] / "src" / "entity_sync"
 SOURCES = [
     *sorted((ROOT / "handlers" / "sharing").glob("*.py")),
     ROOT / "handlers" / "errors.py",
-    ROOT / "worker" / "envelope.py",
-    ROOT / "worker" / "allowlist.py",
-    ROOT / "worker" / "batch.py",
+    ROOT / "runtime" / "envelope.py",
+    ROOT / "runtime" / "allowlist.py",
+    ROOT / "runtime" / "batch.py",
 ]
 # Decision reasons (rule 9's audit log) and base-class defaults, not failure codes.
 NOT_FAILURES = {

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.errors import InvalidMessage, Rejected, RetryLater, TransientError
-from worker import retry
-from worker.config import Settings
-from worker.topology import Names, retry_queues
+from entity_sync.config import Settings
+from entity_sync.handlers.errors import InvalidMessage, Rejected, RetryLater, TransientError
+from entity_sync.runtime import retry
+from entity_sync.runtime.topology import Names, retry_queues
 
 
 def test_permanent_errors_are_dead_lettered_at_once_and_the_rest_retried() -> None:

@@ -13,8 +13,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.sharing.model import Copy, Decision, Outcome, Output, SourceObject
-from handlers.sharing.service import (
+from entity_sync.handlers.sharing.model import Copy, Decision, Outcome, Output, SourceObject
+from entity_sync.handlers.sharing.service import (
     SharingContext,
     handle_connection,
     handle_control,
@@ -23,8 +23,8 @@ from handlers.sharing.service import (
     handle_settings,
     run_bulk_chunk,
 )
-from handlers.sharing.state import SharingState
-from schemas.inputs import (
+from entity_sync.handlers.sharing.state import SharingState
+from entity_sync.schemas.inputs import (
     EntityConnection,
     EntityControl,
     EntitySettings,

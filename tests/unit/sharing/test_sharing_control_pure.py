@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.sharing import control
+from entity_sync.handlers.sharing import control
 
 CHARGE = "product_rate_plan_charge"
 

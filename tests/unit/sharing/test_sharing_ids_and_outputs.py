@@ -23,11 +23,11 @@ from builders import (
 from hypothesis import given
 from hypothesis import strategies as st
 
-from handlers.sharing import ids
-from handlers.sharing.model import Output
-from handlers.sharing.state import SharingState
-from schemas.inputs import Message
-from schemas.outputs import ShareException, TargetUpdate
+from entity_sync.handlers.sharing import ids
+from entity_sync.handlers.sharing.model import Output
+from entity_sync.handlers.sharing.state import SharingState
+from entity_sync.schemas.inputs import Message
+from entity_sync.schemas.outputs import ShareException, TargetUpdate
 
 E1 = "11111111-1111-4111-8111-111111111111"
 E2 = "22222222-2222-4222-8222-222222222222"

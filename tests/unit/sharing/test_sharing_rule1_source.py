@@ -17,8 +17,8 @@ from builders import (
     shared,
 )
 
-from handlers.errors import Rejected
-from handlers.sharing.state import SharingState
+from entity_sync.handlers.errors import Rejected
+from entity_sync.handlers.sharing.state import SharingState
 
 
 @pytest.mark.parametrize("source", ["t1", "t2", "other"])

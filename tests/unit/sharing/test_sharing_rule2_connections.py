@@ -21,9 +21,9 @@ from builders import (
     share_tree,
 )
 
-from handlers.errors import Rejected, RetryLater
-from handlers.sharing import ids
-from handlers.sharing.state import SharingState
+from entity_sync.handlers.errors import Rejected, RetryLater
+from entity_sync.handlers.sharing import ids
+from entity_sync.handlers.sharing.state import SharingState
 
 
 def world(*targets: str) -> SharingState:

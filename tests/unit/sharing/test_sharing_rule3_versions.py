@@ -26,9 +26,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from handlers.errors import RetryLater
-from handlers.sharing.model import Outcome
-from handlers.sharing.state import Dirty, SharingState
+from entity_sync.handlers.errors import RetryLater
+from entity_sync.handlers.sharing.model import Outcome
+from entity_sync.handlers.sharing.state import Dirty, SharingState
 
 
 def test_newer_version_updates_the_target() -> None:

@@ -16,8 +16,8 @@ from builders import (
     store_source,
 )
 
-from handlers.errors import RetryLater
-from schemas.inputs import ObjectShared
+from entity_sync.handlers.errors import RetryLater
+from entity_sync.schemas.inputs import ObjectShared
 
 
 def test_every_connected_target_receives_products_rate_plans_and_charges() -> None:

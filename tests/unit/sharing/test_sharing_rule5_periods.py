@@ -19,8 +19,8 @@ from builders import (
     settings,
 )
 
-from handlers.errors import Rejected, RetryLater
-from handlers.sharing.state import SharingState
+from entity_sync.handlers.errors import Rejected, RetryLater
+from entity_sync.handlers.sharing.state import SharingState
 
 
 def world(**entity_kw: object) -> SharingState:

@@ -19,8 +19,8 @@ from builders import (
     share_tree,
 )
 
-from handlers.errors import Rejected
-from handlers.sharing.state import Dirty, SharingState
+from entity_sync.handlers.errors import Rejected
+from entity_sync.handlers.sharing.state import Dirty, SharingState
 
 
 def products_world() -> SharingState:

@@ -20,8 +20,8 @@ from builders import (
     share_tree,
 )
 
-from handlers.errors import Rejected
-from handlers.sharing.state import SharingState
+from entity_sync.handlers.errors import Rejected
+from entity_sync.handlers.sharing.state import SharingState
 
 
 def world() -> SharingState:

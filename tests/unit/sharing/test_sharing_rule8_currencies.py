@@ -17,7 +17,7 @@ from builders import (
     routing_keys,
 )
 
-from handlers.sharing.state import SharingState
+from entity_sync.handlers.sharing.state import SharingState
 
 PRICES = {"USD": "49.00", "EUR": "45.00", "GBP": "40.00"}
 TIERS = [

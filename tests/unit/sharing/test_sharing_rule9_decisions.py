@@ -21,9 +21,9 @@ from builders import (
     shared,
 )
 
-from handlers.errors import Rejected
-from handlers.sharing.model import Decision
-from handlers.sharing.state import SharingState
+from entity_sync.handlers.errors import Rejected
+from entity_sync.handlers.sharing.model import Decision
+from entity_sync.handlers.sharing.state import SharingState
 
 
 def why(state: SharingState, target: str, object_id: str) -> list[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""Direct tests of the pure decision functions in handlers/sharing/rules.py."""
+"""Direct tests of the pure decision functions in src/entity_sync/handlers/sharing/rules.py."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from handlers.errors import Rejected, RetryLater
-from handlers.sharing import rules
-from handlers.sharing.model import Copy, SourceObject
+from entity_sync.handlers.errors import Rejected, RetryLater
+from entity_sync.handlers.sharing import rules
+from entity_sync.handlers.sharing.model import Copy, SourceObject
 
 D = dt.date
 

@@ -1,0 +1,136 @@
+"""The one place that builds the application from settings."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import structlog
+from sqlalchemy.engine import Engine
+
+from entity_sync.config import Settings
+from entity_sync.handlers.sharing.service import SharingContext
+from entity_sync.handlers.soap.config import BillingSettings, CrmSettings
+from entity_sync.handlers.sync.service import SyncService
+from entity_sync.runtime.batch import BatchProcessor
+from entity_sync.runtime.bulk import BulkRunner
+from entity_sync.runtime.consumer import Worker, WorkerStats
+from entity_sync.runtime.observe import Observer
+from entity_sync.runtime.sync_processor import SyncProcessor
+from entity_sync.runtime.topology import Names
+from entity_sync.store import migrate
+from entity_sync.store.engine import create_engine
+from entity_sync.store.sync_store import DbSyncLocks, DbSyncStore
+
+log = structlog.get_logger("entity_sync")
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: Engine
+    names: Names
+    workers: list[Worker] = field(default_factory=list)
+    stopping: bool = False  # stop() came, maybe before run(): run() then consumes nothing
+    billing: BillingSettings | None = None  # default: from ENTITY_SYNC_BILLING_* at first use
+    crm: CrmSettings | None = None  # default: from ENTITY_SYNC_CRM_*
+
+    def sharing_worker(self, observer: Observer | None = None) -> Worker:
+        processor = BatchProcessor(
+            self.engine,
+            SharingContext(global_entity=self.settings.global_entity),
+            self.names.out_exchange,
+            max_body_bytes=self.settings.max_body_bytes,
+            max_attempts=self.settings.max_attempts,
+        )
+        queues = [self.names.entity_admin, self.names.object_shared]
+        bulk = BulkRunner(
+            self.engine,
+            processor.context,
+            self.names.out_exchange,
+            chunk_size=self.settings.bulk_chunk_size,
+            observer=observer,
+        )
+        return Worker(self.settings, self.engine, processor, queues, observer, bulk=bulk)
+
+    def sync_worker(self, observer: Observer | None = None) -> Worker:
+        """Consumes sync requests with few in hand: each one takes seconds of SOAP calls."""
+        settings = self.settings
+        store = DbSyncStore(self.engine, settings.sync_retention_days)
+        service = SyncService(
+            self.billing or BillingSettings(),
+            self.crm or CrmSettings(),
+            locks=DbSyncLocks(self.engine),
+            store=store,
+            max_workers=settings.sync_concurrency,
+            lock_ttl_seconds=settings.sync_lock_ttl_seconds,
+        )
+        processor = SyncProcessor(
+            self.engine,
+            service,
+            store,
+            self.names.out_exchange,
+            global_entity=settings.global_entity,
+            max_body_bytes=settings.max_body_bytes,
+        )
+        tuned = settings.model_copy(
+            update={"prefetch": settings.sync_prefetch, "batch_size": 1, "batch_linger_ms": 0}
+        )
+        return Worker(tuned, self.engine, processor, [self.names.sync_request], observer)
+
+    def run(
+        self, *, until_idle: float | None = None, observer: Observer | None = None
+    ) -> list[WorkerStats]:
+        """Run every consumer of this process, each on its own connection and thread.
+
+        Returns when all have stopped: after `stop()` (SIGTERM/SIGINT), or when all were idle
+        for `until_idle` seconds. An error in one stops the others and is raised here.
+        """
+        self.workers = [self.sharing_worker(observer)]
+        if self.settings.sync_enabled:
+            self.workers.append(self.sync_worker(observer))
+        if self.stopping:
+            return []
+        errors: list[BaseException] = []
+
+        def guarded(worker: Worker) -> None:
+            try:
+                worker.run(until_idle=until_idle)
+            except BaseException as exc:  # noqa: BLE001 - re-raised below on the main thread
+                errors.append(exc)
+                self.stop()
+
+        threads = [
+            threading.Thread(target=guarded, args=(w,), name=f"consumer-{i}", daemon=True)
+            for i, w in enumerate(self.workers)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():  # join in slices so signals reach the main thread
+                thread.join(timeout=0.5)
+        if errors:
+            raise errors[0]
+        return [w.stats for w in self.workers]
+
+    def stop(self, *_: object) -> None:
+        """Finish the batches in hand, then stop (safe from a signal handler)."""
+        self.stopping = True
+        for worker in self.workers:
+            worker.stop()
+
+    def is_ready(self) -> bool:
+        return bool(self.workers) and all(w.ready.is_set() for w in self.workers)
+
+    def upgrade_database(self) -> tuple[str | None, str | None]:
+        return migrate.upgrade(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build(settings: Settings | None = None) -> App:
+    settings = settings or Settings()
+    if settings.embedded_broker or settings.database_url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return App(settings, create_engine(settings.database_url), Names(settings.prefix))

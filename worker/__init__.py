@@ -1,1 +1,0 @@
-"""Runtime: settings, logging, broker and database adapters, the consumer loop and the CLI."""
