@@ -1,0 +1,113 @@
+"""The building blocks every store module shares: chunking, bulk inserts and upserts, `IN`.
+
+The hot path writes each table in one statement per batch on PostgreSQL (docs/scaling.md counts
+them); these helpers are what keeps it so, whatever the row count.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal, TypeVar
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Connection
+
+CHUNK = 500  # keeps IN lists and statement sizes reasonable on both backends
+RECORDSET_CHUNK = 5000  # rows per JSON parameter of a PostgreSQL bulk insert
+
+OnConflict = Literal["error", "ignore", "update"]
+T = TypeVar("T")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    """`items` in slices of at most `size`, in order."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def member_of(conn: Connection, column: sa.ColumnElement[str], values: Sequence[str]) -> Any:
+    """`column IN values`. On PostgreSQL one array parameter (`= ANY`), so the statement text
+    stays short and psycopg reuses its parse; an expanded IN of 500 ids is parsed every time."""
+    if conn.dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, list(values), type_=ARRAY(sa.String)))
+    return column.in_(values)
+
+
+@functools.cache
+def _recordset_sql(table: sa.Table, columns: tuple[str, ...], conflict: str) -> sa.TextClause:
+    pg = postgresql.dialect()
+    names = ", ".join(f'"{c}"' for c in columns)
+    types = ", ".join(f'"{c}" {table.c[c].type.compile(dialect=pg)}' for c in columns)
+    return sa.text(
+        f'INSERT INTO "{table.name}" ({names}) SELECT {names} '
+        f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x({types}) {conflict}"
+    )
+
+
+def _pg_conflict(
+    table: sa.Table, columns: Sequence[str], on_conflict: OnConflict, newer_only: bool
+) -> str:
+    if on_conflict == "ignore":
+        return "ON CONFLICT DO NOTHING"
+    if on_conflict != "update":
+        return ""
+    keys = [c.name for c in table.primary_key.columns]
+    sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns if c not in keys)
+    conflict = f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+    if newer_only:
+        conflict += f' WHERE "{table.name}".version <= EXCLUDED.version'
+    return conflict
+
+
+def bulk_insert(
+    conn: Connection,
+    table: sa.Table,
+    rows: list[dict[str, Any]],
+    *,
+    on_conflict: OnConflict = "error",
+    newer_only: bool = False,
+) -> None:
+    """Insert many rows; on_conflict is "error", "ignore" or "update" (by primary key).
+
+    `newer_only` (with "update"): a stored row is replaced only by a version at least as new,
+    compared with the latest committed row, so concurrent workers never write an older
+    version over a newer one (the fence that replaces a global lock, docs/scaling.md).
+
+    PostgreSQL gets one statement per table whatever the row count: the rows travel as one
+    JSON parameter and are expanded by jsonb_to_recordset (executemany would send one
+    statement per row). SQLite runs in-process, where executemany is already cheap.
+    """
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    if conn.dialect.name == "postgresql":
+        sql = _recordset_sql(table, columns, _pg_conflict(table, columns, on_conflict, newer_only))
+        for chunk in chunks(rows, RECORDSET_CHUNK):
+            conn.execute(sql, {"rows": orjson.dumps(chunk).decode()})
+        return
+    stmt = sqlite.insert(table)
+    if on_conflict == "ignore":
+        stmt = stmt.on_conflict_do_nothing()
+    elif on_conflict == "update":
+        keys = [c.name for c in table.primary_key.columns]
+        stmt = stmt.on_conflict_do_update(
+            index_elements=keys,
+            set_={c: stmt.excluded[c] for c in columns if c not in keys},
+            where=table.c.version <= stmt.excluded.version if newer_only else None,
+        )
+    conn.execute(stmt, rows)
+
+
+def upsert(
+    conn: Connection, table: sa.Table, rows: list[dict[str, Any]], *, newer_only: bool = False
+) -> None:
+    bulk_insert(conn, table, rows, on_conflict="update", newer_only=newer_only)
