@@ -12,9 +12,9 @@ from entity_sync.handlers.sharing.model import Decision, DecisionKind, Entity
 from entity_sync.handlers.sharing.state import SharingState
 from entity_sync.operations.cli.main import cli
 from entity_sync.store import migrate, queries
-from entity_sync.store import repository as repo
 from entity_sync.store import tables as t
 from entity_sync.store.engine import create_engine
+from entity_sync.store.sharing import flush_state
 
 TARGETS = ["t1", "t2", "t3"]
 
@@ -24,7 +24,16 @@ def decisions_about(obj: str) -> list[Decision]:
         target: str | None, decision: DecisionKind, reason: str, cause: str, version: int
     ) -> Decision:
         message = f"{decision} {reason} v{version}"
-        return Decision(cause, decision, reason, message, target, "product", obj, version)
+        return Decision(
+            cause_event_id=cause,
+            decision=decision,
+            reason=reason,
+            message=message,
+            target_entity=target,
+            object_type="product",
+            object_id=obj,
+            version=version,
+        )
 
     return [
         *(d(x, "sent", "create", "E1", 1) for x in TARGETS),
@@ -42,11 +51,22 @@ def test_explain_reads_shared_rows_like_one_row_per_decision(state_db_url: str) 
     migrate.upgrade(engine)
     state = SharingState()
     for target in TARGETS:
-        state.put_entity(Entity(target, target, None, None, False, None, False, ("USD",)))
+        state.put_entity(
+            Entity(
+                entity_id=target,
+                name=target,
+                display_name=None,
+                parent_id=None,
+                is_global=False,
+                earliest_activity_date=None,
+                has_own_accounting_periods=False,
+                active_currencies=("USD",),
+            )
+        )
     state.decisions = decisions_about("X")
     at = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC)
     with engine.begin() as conn:
-        repo.flush_state(conn, state)
+        flush_state(conn, state)
         # Y: the same decisions as the previous release wrote them, one row each
         conn.execute(
             t.decisions.insert(),

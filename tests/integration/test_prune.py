@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from entity_sync.store import migrate
 from entity_sync.store import tables as t
 from entity_sync.store.engine import create_engine
-from entity_sync.store.repository import mark_processed, prune_processed, seen_event_ids
+from entity_sync.store.processed import mark_processed, prune_processed, seen_event_ids
 
 
 def test_old_event_ids_are_pruned_and_recent_ones_kept(state_db_url: str) -> None:

@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 
 from entity_sync.handlers.sharing.model import Decision, DecisionKind
-from entity_sync.store.repository import decision_rows
+from entity_sync.store.decisions import decision_rows
 
 AT = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
 

@@ -55,7 +55,7 @@ def copies_in(engine: Engine, target: str, object_id: str | None = None) -> list
 def history(engine: Engine, target: str, object_id: str, limit: int = 50) -> list[dict[str, Any]]:
     """Decisions about one object for one target, plus rejections of that object's events.
 
-    A row shared by several targets (`targets`, repository.decision_rows) is read as the one
+    A row shared by several targets (`targets`, store/decisions.py decision_rows) is read as the one
     decision about `target`, so the result has the shape of one row per decision.
     """
     d = t.decisions.c

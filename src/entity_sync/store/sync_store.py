@@ -12,10 +12,7 @@ from sqlalchemy.engine import Engine
 
 from entity_sync.schemas.inputs import SyncRequest
 from entity_sync.store import tables as t
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+from entity_sync.store.sql import utcnow
 
 
 def _ts(value: Any) -> dt.datetime:
@@ -53,7 +50,7 @@ class DbSyncStore:
             conn.execute(stmt)
             conn.execute(
                 t.sync_sessions.delete().where(
-                    t.sync_sessions.c.finished_at < _now() - self.retention
+                    t.sync_sessions.c.finished_at < utcnow() - self.retention
                 )
             )
 
@@ -93,7 +90,7 @@ class DbSyncLocks:
         self.engine = engine
 
     def try_acquire(self, key: str, *, ttl_seconds: float) -> bool:
-        now = _now()
+        now = utcnow()
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         stmt = dialect.insert(t.sync_locks).values(
             key=key, expires_at=now + dt.timedelta(seconds=ttl_seconds)

@@ -95,7 +95,7 @@ decisions = sa.Table(
     sa.Column("reason", sa.String(64), nullable=False),
     sa.Column("message", sa.Text, nullable=False),
     # Set when one row stands for the same decision about several targets (a fan-out is one
-    # row, see repository.decision_rows); target_entity is then NULL. Rows without it are one
+    # row, see store/decisions.py); target_entity is then NULL. Rows without it are one
     # decision each, for target_entity (NULL: every target, e.g. a rejected event).
     sa.Column(
         "targets", sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")

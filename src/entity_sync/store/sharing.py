@@ -1,0 +1,180 @@
+"""The sharing state: entities, links, settings, control levels, sources and copies.
+
+Loads what a batch needs (the small tables whole, sources and copies on demand) and writes back
+exactly the rows that changed, one statement per table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from entity_sync.handlers.sharing.model import (
+    TYPE_ORDER,
+    Copy,
+    CopyKey,
+    Entity,
+    Link,
+    SourceKey,
+    SourceObject,
+)
+from entity_sync.handlers.sharing.state import SharingState
+from entity_sync.store import tables as t
+from entity_sync.store.decisions import insert_decisions
+from entity_sync.store.mapping import R, RowMap
+from entity_sync.store.sql import chunks, member_of, upsert, utcnow
+
+ENTITIES = RowMap(
+    Entity, t.entities, load={"active_currencies": tuple}, dump={"active_currencies": list}
+)
+LINKS = RowMap(Link, t.connections)
+SOURCES = RowMap(SourceObject, t.source_objects)
+COPIES = RowMap(Copy, t.target_copies)
+PERIOD_SETTING = "accounting_period"  # the only share setting the rules read (rule 5)
+K = TypeVar("K", str, SourceKey, CopyKey)
+
+
+class DbLoader:
+    """`StateLoader` over one open connection (inside the batch transaction).
+
+    `copies_of`: load the copies of this one connection only, for a state that a bulk job of
+    that connection uses (a backfill or release never reads other connections' copies).
+    """
+
+    def __init__(self, conn: Connection, copies_of: str | None = None) -> None:
+        self.conn = conn
+        self.copies_of = copies_of
+
+    def load_sources(self, keys: Collection[SourceKey]) -> list[SourceObject]:
+        # By type, so the primary key (object_type, object_id) serves every lookup.
+        by_type: dict[str, set[str]] = {}
+        for object_type, object_id in keys:
+            by_type.setdefault(object_type, set()).add(object_id)
+        col = t.source_objects.c
+        out: list[SourceObject] = []
+        for object_type, ids in sorted(by_type.items()):
+            for chunk in chunks(sorted(ids)):
+                rows = self.conn.execute(
+                    sa.select(t.source_objects)
+                    .where(col.object_type == object_type)
+                    .where(member_of(self.conn, col.object_id, chunk))
+                )
+                out.extend(SOURCES.record(r) for r in rows)
+        return out
+
+    def load_sources_of_type(self, object_type: str) -> list[SourceObject]:
+        rows = self.conn.execute(
+            sa.select(t.source_objects).where(t.source_objects.c.object_type == object_type)
+        )
+        return [SOURCES.record(r) for r in rows]
+
+    def load_copies(self, keys: Collection[SourceKey]) -> list[Copy]:
+        ids = sorted({object_id for _, object_id in keys})
+        wanted = set(keys)
+        col = t.target_copies.c
+        out: list[Copy] = []
+        for chunk in chunks(ids):
+            stmt = sa.select(t.target_copies).where(
+                member_of(self.conn, col.source_object_id, chunk)
+            )
+            if self.copies_of is not None:
+                stmt = stmt.where(col.connection_id == self.copies_of)
+            copies = (COPIES.record(r) for r in self.conn.execute(stmt))
+            out.extend(c for c in copies if (c.object_type, c.source_object_id) in wanted)
+        return out
+
+    def load_sources_page(
+        self, object_types: Sequence[str], after: SourceKey | None, limit: int
+    ) -> list[SourceObject]:
+        """Keyset pages in backfill order: by type (parents first), then by id."""
+        col = t.source_objects.c
+        out: list[SourceObject] = []
+        for object_type in object_types:
+            if after is not None and TYPE_ORDER[object_type] < TYPE_ORDER[after[0]]:
+                continue
+            stmt = sa.select(t.source_objects).where(col.object_type == object_type)
+            if after is not None and object_type == after[0]:
+                stmt = stmt.where(col.object_id > after[1])
+            stmt = stmt.order_by(col.object_id).limit(limit - len(out))
+            out.extend(SOURCES.record(r) for r in self.conn.execute(stmt))
+            if len(out) >= limit:
+                break
+        return out
+
+    def load_copies_page(
+        self, connection_id: str, object_type: str, after: str | None, limit: int
+    ) -> list[Copy]:
+        col = t.target_copies.c
+        stmt = sa.select(t.target_copies).where(
+            col.connection_id == connection_id, col.object_type == object_type
+        )
+        if after is not None:
+            stmt = stmt.where(col.source_object_id > after)
+        stmt = stmt.order_by(col.source_object_id).limit(limit)
+        return [COPIES.record(r) for r in self.conn.execute(stmt)]
+
+
+def load_state(conn: Connection, copies_of: str | None = None) -> SharingState:
+    """The small, always-complete part of the state, plus a loader for the rest (of the copies,
+    only those of connection `copies_of` when given: see DbLoader)."""
+    state = SharingState(DbLoader(conn, copies_of))
+    for r in conn.execute(sa.select(t.entities)):
+        state.entities[r.entity_id] = ENTITIES.record(r)
+    for r in conn.execute(sa.select(t.connections)):
+        state.connections[r.connection_id] = LINKS.record(r)
+    settings = t.share_settings
+    for r in conn.execute(sa.select(settings).where(settings.c.object_type == PERIOD_SETTING)):
+        state.acceptance[r.target_entity] = r.acceptance
+    for r in conn.execute(sa.select(t.control_levels)):
+        state.levels[r.attribute] = r.level
+    return state
+
+
+def flush_state(conn: Connection, state: SharingState) -> None:
+    """Write every changed row and every decision of the batch.
+
+    Each table in key order, tables always in this order: concurrent batches then lock shared
+    rows in one order and cannot deadlock. Sources and copies are version-guarded.
+    """
+    now = utcnow()
+    d = state.dirty
+    upsert(conn, t.entities, _rows(ENTITIES, state.entities, d.entities, now))
+    upsert(conn, t.connections, _rows(LINKS, state.connections, d.connections, now))
+    upsert(
+        conn,
+        t.share_settings,
+        [
+            {
+                "target_entity": k,
+                "object_type": PERIOD_SETTING,
+                "acceptance": state.acceptance[k],
+                "updated_at": now,
+            }
+            for k in sorted(d.acceptance)
+        ],
+    )
+    upsert(
+        conn,
+        t.control_levels,
+        [{"attribute": k, "level": state.levels[k], "updated_at": now} for k in sorted(d.levels)],
+    )
+    upsert(conn, t.source_objects, _rows(SOURCES, state.sources, d.sources, now), newer_only=True)
+    upsert(conn, t.target_copies, _rows(COPIES, state.copies, d.copies, now), newer_only=True)
+    insert_decisions(conn, state.decisions, now)
+
+
+def _rows(
+    mapping: RowMap[R], records: Mapping[K, R], dirty: Collection[K], now: dt.datetime
+) -> list[dict[str, Any]]:
+    """The changed records' rows, in key order (see flush_state)."""
+    return [mapping.values(records[k], updated_at=now) for k in sorted(dirty)]
+
+
+def entity_ids(engine: Engine) -> set[str]:
+    """Every stored entity id (a sync request may name only these)."""
+    with engine.connect() as conn:
+        return set(conn.execute(sa.select(t.entities.c.entity_id)).scalars())
