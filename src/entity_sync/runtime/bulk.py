@@ -23,8 +23,9 @@ from entity_sync.runtime import outbox
 from entity_sync.runtime.batch import BatchResult
 from entity_sync.runtime.broker import OutMessage
 from entity_sync.runtime.observe import NullObserver, Observer
-from entity_sync.store import repository as repo
 from entity_sync.store.engine import StateLock, lock_periods, lock_state
+from entity_sync.store.jobs import claim_job, save_job
+from entity_sync.store.sharing import flush_state, load_state
 
 log = structlog.get_logger("entity_sync.bulk")
 RECHECK_SECONDS = 2.0
@@ -94,20 +95,20 @@ class BulkRunner:
         """Commit the next chunk of a job (copies, outbox, cursor); its outputs still to publish."""
         with self.engine.begin() as conn:
             lock_state(conn, StateLock.OBJECTS)  # admin events wait for the chunk, and it for them
-            claimed = repo.claim_job(conn)
+            claimed = claim_job(conn)
             if claimed is None:
                 return None
             job = claimed.job
             if not job.object_types or "accounting_period" in job.object_types:
                 lock_periods(conn)  # periods are judged against each other (rule 5)
-            state = repo.load_state(conn, copies_of=job.connection_id)
+            state = load_state(conn, copies_of=job.connection_id)
             chunk = run_bulk_chunk(state, job, claimed.cursor, self.chunk_size)
-            repo.flush_state(conn, state)
+            flush_state(conn, state)
             stored = outbox.store(conn, chunk.outcome.outputs, self.out_exchange)
             messages = stored.messages
             status = "cancelled" if chunk.cancelled else "finished" if chunk.finished else "running"
             done = claimed.done + chunk.handled
-            repo.save_job(conn, job.job_id, chunk.cursor, done, status)
+            save_job(conn, job.job_id, chunk.cursor, done, status)
         log.info(
             "bulk fan-out",
             kind=job.kind,
@@ -120,4 +121,11 @@ class BulkRunner:
         )
         counts = BatchResult()
         counts.count_outputs(chunk.outcome.outputs)
-        return ChunkDone(job.kind, chunk.handled, messages, stored.batch_ids, status, counts)
+        return ChunkDone(
+            kind=job.kind,
+            objects=chunk.handled,
+            messages=messages,
+            outbox_ids=stored.batch_ids,
+            status=status,
+            counts=counts,
+        )

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Engine
 
@@ -21,7 +20,7 @@ from entity_sync.runtime.batch import BatchResult, admit
 from entity_sync.runtime.broker import OutMessage
 from entity_sync.runtime.delivery import Delivery
 from entity_sync.schemas.inputs import SyncRequest
-from entity_sync.store import tables as t
+from entity_sync.store.sharing import entity_ids
 from entity_sync.store.sync_store import DbSyncStore
 
 log = structlog.get_logger("entity_sync.sync")
@@ -46,9 +45,7 @@ class SyncProcessor:
         self.max_body_bytes = max_body_bytes
 
     def known_entities(self) -> set[str]:
-        with self.engine.connect() as conn:
-            known = set(conn.execute(sa.select(t.entities.c.entity_id)).scalars())
-        return known | {self.global_entity}
+        return entity_ids(self.engine) | {self.global_entity}
 
     def process(self, deliveries: list[Delivery]) -> BatchResult:
         result = BatchResult()
