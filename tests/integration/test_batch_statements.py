@@ -1,0 +1,56 @@
+"""A batch costs a fixed number of statements whatever its size (docs/scaling.md): 500 object
+events to 3 targets are 13 statements on PostgreSQL, one per table written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from entity_sync.handlers.sharing.service import SharingContext
+from entity_sync.runtime.batch import BatchProcessor
+from entity_sync.runtime.delivery import Delivery
+from entity_sync.store import migrate
+from entity_sync.store.engine import create_engine
+from tests.support import scenario as sc
+
+
+def _delivery(event: sc.Event) -> Delivery:
+    routing_key, body = event
+    queue = "p.object-shared" if routing_key.startswith("object.") else "p.entity-admin"
+    return Delivery(
+        queue, routing_key, "p.in", orjson.dumps(body), properties={"message_id": body["event_id"]}
+    )
+
+
+@pytest.mark.integration
+def test_a_batch_of_500_events_to_3_targets_is_13_statements(database_url: str) -> None:
+    engine = create_engine(database_url)
+    migrate.upgrade(engine)
+    processor = BatchProcessor(
+        engine, SharingContext(sc.GLOBAL), "p.out", max_body_bytes=1 << 20, max_attempts=5
+    )
+    admin = [sc.entity(sc.GLOBAL, ["USD"])]
+    for i in range(3):
+        admin += [
+            sc.entity(f"t{i}", ["USD"]),
+            sc.connection(f"c{i}", f"t{i}", "request"),
+            sc.connection(f"c{i}", f"t{i}", "accept"),
+        ]
+    assert processor.process([_delivery(e) for e in admin]).fates["applied"] == len(admin)
+    events = [sc.obj("product", f"p-{i}", 1, {"name": f"P{i}", "sku": f"S{i}"}) for i in range(500)]
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    result = processor.process([_delivery(e) for e in events])
+    sa.event.remove(engine, "before_cursor_execute", count)
+    engine.dispose()
+
+    assert result.fates["applied"] == 500
+    assert len(result.publish) == 1500  # 3 target updates each
+    assert len(statements) == 13, "\n".join(s[:80] for s in statements)
