@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from entity_sync.handlers.sharing.model import (
     BulkJob,
@@ -118,3 +119,18 @@ def test_a_field_without_a_column_fails_when_the_map_is_declared() -> None:
 
     with pytest.raises(TypeError, match="state"):
         RowMap(Renamed, t.connections)
+
+
+def test_rows_of_a_result_are_read_by_column_name_whatever_the_column_order() -> None:
+    engine = sa.create_engine("sqlite://")  # in memory: no service
+    t.metadata.create_all(engine, tables=[t.target_copies, t.entities])
+    copy, entity = RECORDS[3][1], RECORDS[0][1]
+    with engine.begin() as conn:
+        conn.execute(t.target_copies.insert(), [COPIES.values(copy, updated_at=NOW)])
+        conn.execute(t.entities.insert(), [ENTITIES.values(entity, updated_at=NOW)])
+        reordered = sa.select(*reversed(t.target_copies.c))
+        assert COPIES.records(conn.execute(reordered)) == [copy]
+        assert ENTITIES.records(conn.execute(sa.select(t.entities))) == [entity]  # a tuple again
+        with pytest.raises(TypeError, match="data"):
+            COPIES.records(conn.execute(sa.select(t.target_copies.c.connection_id)))
+    engine.dispose()

@@ -63,14 +63,14 @@ class DbLoader:
                     .where(col.object_type == object_type)
                     .where(member_of(self.conn, col.object_id, chunk))
                 )
-                out.extend(SOURCES.record(r) for r in rows)
+                out.extend(SOURCES.records(rows))
         return out
 
     def load_sources_of_type(self, object_type: str) -> list[SourceObject]:
         rows = self.conn.execute(
             sa.select(t.source_objects).where(t.source_objects.c.object_type == object_type)
         )
-        return [SOURCES.record(r) for r in rows]
+        return SOURCES.records(rows)
 
     def load_copies(self, keys: Collection[SourceKey]) -> list[Copy]:
         ids = sorted({object_id for _, object_id in keys})
@@ -83,7 +83,7 @@ class DbLoader:
             )
             if self.copies_of is not None:
                 stmt = stmt.where(col.connection_id == self.copies_of)
-            copies = (COPIES.record(r) for r in self.conn.execute(stmt))
+            copies = COPIES.records(self.conn.execute(stmt))
             out.extend(c for c in copies if (c.object_type, c.source_object_id) in wanted)
         return out
 
@@ -100,7 +100,7 @@ class DbLoader:
             if after is not None and object_type == after[0]:
                 stmt = stmt.where(col.object_id > after[1])
             stmt = stmt.order_by(col.object_id).limit(limit - len(out))
-            out.extend(SOURCES.record(r) for r in self.conn.execute(stmt))
+            out.extend(SOURCES.records(self.conn.execute(stmt)))
             if len(out) >= limit:
                 break
         return out
@@ -115,17 +115,17 @@ class DbLoader:
         if after is not None:
             stmt = stmt.where(col.source_object_id > after)
         stmt = stmt.order_by(col.source_object_id).limit(limit)
-        return [COPIES.record(r) for r in self.conn.execute(stmt)]
+        return COPIES.records(self.conn.execute(stmt))
 
 
 def load_state(conn: Connection, copies_of: str | None = None) -> SharingState:
     """The small, always-complete part of the state, plus a loader for the rest (of the copies,
     only those of connection `copies_of` when given: see DbLoader)."""
     state = SharingState(DbLoader(conn, copies_of))
-    for r in conn.execute(sa.select(t.entities)):
-        state.entities[r.entity_id] = ENTITIES.record(r)
-    for r in conn.execute(sa.select(t.connections)):
-        state.connections[r.connection_id] = LINKS.record(r)
+    for entity in ENTITIES.records(conn.execute(sa.select(t.entities))):
+        state.entities[entity.entity_id] = entity
+    for link in LINKS.records(conn.execute(sa.select(t.connections))):
+        state.connections[link.connection_id] = link
     settings = t.share_settings
     for r in conn.execute(sa.select(settings).where(settings.c.object_type == PERIOD_SETTING)):
         state.acceptance[r.target_entity] = r.acceptance
@@ -171,7 +171,7 @@ def _rows(
     mapping: RowMap[R], records: Mapping[K, R], dirty: Collection[K], now: dt.datetime
 ) -> list[dict[str, Any]]:
     """The changed records' rows, in key order (see flush_state)."""
-    return [mapping.values(records[k], updated_at=now) for k in sorted(dirty)]
+    return mapping.rows((records[k] for k in sorted(dirty)), updated_at=now)
 
 
 def entity_ids(engine: Engine) -> set[str]:
