@@ -41,12 +41,11 @@ def store(conn: Connection, outputs: Sequence[Output], out_exchange: str) -> Sto
     """Insert the outputs as one outbox row; returns them ready to publish."""
     if not outputs:
         return Stored()
-    entries = [
-        OutboxEntry(event_id=o.event_id, routing_key=o.routing_key, body=orjson.dumps(o.body))
+    messages = [
+        OutMessage(out_exchange, o.routing_key, orjson.dumps(o.body), message_id=o.event_id)
         for o in outputs
     ]
-    batch_id = rows.insert_batch(conn, entries)
-    return Stored(messages=[to_message(out_exchange, e) for e in entries], batch_ids=[batch_id])
+    return Stored(messages=messages, batch_ids=[rows.insert_batch(conn, messages)])
 
 
 def pending(
