@@ -1,4 +1,4 @@
-"""Prometheus metrics: an Observer of the consumer loop, SOAP and sync hooks, scrape-time gauges.
+"""Prometheus metrics: an Observer of the consumer loop, a SyncObserver, scrape-time gauges.
 
 Everything lives in the `Metrics` object's own CollectorRegistry (never the global one), so
 tests and several apps in one process do not collide. Nothing here opens a connection until a
@@ -25,8 +25,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from entity_sync.handlers.soap import timing
-from entity_sync.handlers.sync import service as sync_service
 from entity_sync.runtime import outbox
 from entity_sync.runtime.broker import ensure_connected
 from entity_sync.runtime.retry import delay_queues
@@ -199,7 +197,6 @@ class Metrics:
     ) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self._clock = clock
-        self._unsubscribe: list[Callable[[], None]] = []
         self._connection_lock = threading.Lock()
         self._connected: dict[str, bool] = {}
         r = self.registry
@@ -320,24 +317,13 @@ class Metrics:
             GCCollector(registry=r)
         r.register(_ScrapeTime(engine, settings, readiness, queue_cache_seconds))
 
-    # --- hooks outside the consumer loop ---------------------------------------------------
+    # --- SyncObserver (handlers/observer.py): bootstrap passes this object to the clients ---
 
-    def install_hooks(self) -> Metrics:
-        """Subscribe to SOAP call timings and sync session completions (undo with close)."""
-        self._unsubscribe.append(timing.subscribe(self.soap_call))
-        self._unsubscribe.append(sync_service.subscribe_sessions(self.sync_session))
+    def __enter__(self) -> Metrics:  # nothing to release; `with Metrics(...)` still reads well
         return self
 
-    def close(self) -> None:
-        for unsubscribe in self._unsubscribe:
-            unsubscribe()
-        self._unsubscribe.clear()
-
-    def __enter__(self) -> Metrics:
-        return self.install_hooks()
-
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        return None
 
     def soap_call(self, service: str, operation: str, seconds: float, ok: bool) -> None:
         self.soap_seconds.labels(service, operation, "ok" if ok else "error").observe(seconds)

@@ -61,7 +61,7 @@ def run(until_idle: float | None) -> None:
         # are left out of full collections, which took a tenth of the consumer loop's time.
         gc.collect()
         gc.freeze()
-        for stats in app.run(until_idle=until_idle, observer=metrics):
+        for stats in app.run(until_idle=until_idle, observer=metrics, sync_observer=metrics):
             log.info(
                 "stopped", batches=stats.batches, published=stats.published, **dict(stats.fates)
             )
