@@ -61,7 +61,7 @@ def publish(url: str, exchange: str, messages: list[tuple[str, bytes]]) -> None:
 def raw_rate(url: str, prefix: str, n: int, prefetch: int) -> float:
     names = Names(prefix)
     queue = input_queues(names, rabbit=True)[1]  # same arguments as object-shared
-    raw = Queue(f"{prefix}.raw", durable=True, queue_arguments=queue.queue_arguments)
+    raw = Queue(f"{prefix}.raw", durable=True, queue_arguments=queue.queue_arguments)  # type: ignore[attr-defined]
     with Connection(url) as conn:
         raw(conn.default_channel).declare()
     body = orjson.dumps(sc.obj("product", "p-0", 1, {"name": "x", "sku": "s"})[1])

@@ -216,7 +216,11 @@ def _sync_service(billing_url: str, crm_url: str, **options: Any) -> SyncService
 
     from entity_sync.handlers.soap.config import BillingSettings, CrmSettings
 
-    fast = {"password": SecretStr("sandbox"), "backoff_seconds": 0.001, "backoff_max_seconds": 0.01}
+    fast: dict[str, Any] = {
+        "password": SecretStr("sandbox"),
+        "backoff_seconds": 0.001,
+        "backoff_max_seconds": 0.01,
+    }
     return SyncService(
         BillingSettings(endpoint=billing_url, username="sandbox", **fast),
         CrmSettings(endpoint=crm_url, username="sandbox", **fast),

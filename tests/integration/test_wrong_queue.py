@@ -184,7 +184,7 @@ class _BrokenBulk(BulkRunner):
         super().__init__(engine, SharingContext("global"), "p.out", chunk_size=10)
         self.calls = 0
 
-    def commit_chunk(self) -> None:  # type: ignore[override]
+    def commit_chunk(self) -> None:
         self.calls += 1
         raise RuntimeError("a bug in a chunk")
 

@@ -46,7 +46,7 @@ def _raised_reasons() -> set[str]:
                 )
             )
             if named:
-                value = node.value  # type: ignore[union-attr]
+                value = node.value  # type: ignore[attr-defined]
             elif isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("Poison", "cls"):
                 value = node.args[1] if len(node.args) > 1 else None
             else:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import structlog
 import zeep
@@ -67,7 +67,7 @@ class SoapClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> SoapClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
