@@ -6,8 +6,10 @@ import os
 import socket
 import time
 
-from entity_sync.runtime import deadletter
+from entity_sync.handlers.errors import InvalidMessage, RetryLater
+from entity_sync.runtime import republish
 from entity_sync.runtime.delivery import Delivery
+from entity_sync.runtime.failure import Failure
 
 
 def _delivery(**headers: object) -> Delivery:
@@ -30,7 +32,9 @@ def _delivery(**headers: object) -> Delivery:
 
 
 def test_dead_letter_carries_every_failure_header_and_the_original_message() -> None:
-    out = deadletter.dead_letter(_delivery(), "schema_invalid", "x" * 5000, "InvalidMessage")
+    out = republish.dead_letter(
+        _delivery(), Failure.of(InvalidMessage("x" * 5000, reason="schema_invalid"))
+    )
     h = out.headers
     assert (out.exchange, out.routing_key) == ("", "p.object-shared.dlq")
     assert out.body == b'{"event_id": "e-1"}'
@@ -53,7 +57,7 @@ def test_retry_goes_to_the_delay_queue_and_keeps_the_first_failure_time() -> Non
     first = "2026-01-01T00:00:00.000Z"
     delivery = _delivery(**{"x-attempts": 2, "x-first-failure-at": first})
     before = time.time()
-    out = deadletter.retry(delivery, "unknown_entity", "later", 30, "RetryLater")
+    out = republish.retry(delivery, Failure.of(RetryLater("later", reason="unknown_entity")), 30)
     assert out.routing_key == "p.object-shared.retry.30s"
     assert out.headers["x-attempts"] == 3
     assert out.headers["x-first-failure-at"] == first
@@ -64,6 +68,6 @@ def test_retry_goes_to_the_delay_queue_and_keeps_the_first_failure_time() -> Non
     back = _delivery(**out.headers)
     back.exchange, back.routing_key = "", "p.object-shared"
     assert back.original_routing_key == "object.shared.product"
-    final = deadletter.dead_letter(back, "unknown_entity", "gave up")
+    final = republish.dead_letter(back, Failure.of(RetryLater("gave up", reason="unknown_entity")))
     assert "x-retry-due" not in final.headers
     assert final.headers["x-attempts"] == 4
