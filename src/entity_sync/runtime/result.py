@@ -24,7 +24,7 @@ class BatchResult:
     def count_outputs(self, outputs: list[Output]) -> None:
         """Count target updates by (target, type) and share exceptions by reason."""
         for out in outputs:
-            if "reason" in out.body:
+            if out.kind == "share_exception":
                 self.exceptions[str(out.body["reason"])] += 1
             else:
                 self.outputs[(str(out.body["target_entity"]), str(out.body["object_type"]))] += 1
