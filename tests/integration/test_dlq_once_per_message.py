@@ -47,11 +47,8 @@ def test_a_crash_between_dead_letter_and_ack_is_still_one_failed_message(
     broker_url: str, database_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = settings_for(prefix, broker_url, database_url)
-    for key, value in (
-        ("BROKER_URL", broker_url),
-        ("DATABASE_URL", database_url),
-        ("PREFIX", prefix),
-    ):
+    env = {"BROKER_URL": broker_url, "DATABASE_URL": database_url, "PREFIX": prefix}
+    for key, value in env.items():
         monkeypatch.setenv(f"ENTITY_SYNC_{key}", value)
     queue = f"{prefix}.object-shared"
     dlq = f"{queue}.dlq"
