@@ -9,8 +9,9 @@ Rule checks run before an event's first write where they can (handlers/sharing/s
 an event may still fail after writing: a `RetryLater` for a target or parent found missing while
 sending (an invariant the other rules keep), or a bug. Its writes cannot be taken back one by
 one, so the batch is rolled back and run again with that event set aside, its failure kept:
-`SetAside` below, raised when the state's write count moved (`SharingState.writes`). This is the
-only place that relies on it; the events before and after it give the same outcome either way.
+`SetAside` below, raised when the state's write count moved (`SharingState.writes`). Every
+other event of the batch then gets the outcome it would have had if the failing event had been
+refused before writing. This is the only place that relies on the write count.
 """
 
 from __future__ import annotations
