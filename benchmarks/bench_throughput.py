@@ -33,6 +33,7 @@ from benchmarks.common import connected_targets, fresh_run, service_args
 from entity_sync import logs as wlog
 from entity_sync.bootstrap import build
 from entity_sync.config import Settings
+from entity_sync.runtime import retry
 from entity_sync.runtime.topology import Names, declare, input_queues
 from entity_sync.store import tables as t
 from tests.support import scenario as sc
@@ -106,7 +107,7 @@ def worker_rate(
     app = build(settings)
     app.upgrade_database()
     with Connection(url) as conn:
-        declare(conn, app.names)
+        declare(conn, app.names, retry.delay_queues(settings))
     admin = connected_targets(targets)
     events = [
         sc.obj("product", f"p-{i}", 1, {"name": f"Product {i}", "sku": f"S{i}"}) for i in range(n)

@@ -18,6 +18,7 @@ SOURCES = [
     ROOT / "runtime" / "envelope.py",
     ROOT / "runtime" / "allowlist.py",
     ROOT / "runtime" / "batch.py",
+    ROOT / "runtime" / "failure.py",
 ]
 # Decision reasons (rule 9's audit log) and base-class defaults, not failure codes.
 NOT_FAILURES = {
