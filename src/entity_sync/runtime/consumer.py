@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 
 from entity_sync.config import Settings
 from entity_sync.handlers.errors import ConfigurationError
-from entity_sync.runtime import outbox, retry
+from entity_sync.runtime import amqp_inbound, outbox, retry
 from entity_sync.runtime.allowlist import allowed_for
 from entity_sync.runtime.batch import BatchResult, Failure, Processor, fail_into
 from entity_sync.runtime.broker import (
@@ -233,6 +233,7 @@ class Worker:
         for consumer, queue in zip(consumers, self.queues, strict=True):
             consumer.add_queue(_bare_queue(queue))
             consumer.consume()
+        amqp_inbound.attach(conn, consumers)  # deliveries read in bulk (RabbitMQ over TCP)
         node = conn.host if is_rabbitmq(conn) else None  # which URL of a failover list answered
         log.info("consuming", queues=self.queues, broker=settings.safe_broker_url(), node=node)
         self.stats.consuming_since = time.monotonic()
