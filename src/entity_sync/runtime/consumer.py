@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 
 from entity_sync.config import Settings
 from entity_sync.handlers.errors import ConfigurationError
-from entity_sync.runtime import heartbeat, retry
+from entity_sync.runtime import amqp_inbound, heartbeat, retry
 from entity_sync.runtime.allowlist import allowed_for
 from entity_sync.runtime.attempts import Attempts
 from entity_sync.runtime.batch import Processor
@@ -218,6 +218,7 @@ class Worker:
             conn, channel, publisher, retry.DelayQueues(conn, channel, self._delays), buffer
         )
         consumers = self.get_consumers(channel, buffer)
+        amqp_inbound.attach(conn, consumers)  # deliveries read in bulk (RabbitMQ over TCP)
         self.on_consume_ready(session)
         # A pending batch of an old connection is never acked.
         self.settler.attach(conn, channel, publisher, self._generation)
