@@ -31,6 +31,7 @@ from benchmarks.bench_throughput import publish
 from benchmarks.common import fresh_run, service_args, worker_env
 from entity_sync.bootstrap import build
 from entity_sync.config import Settings
+from entity_sync.runtime import retry
 from entity_sync.runtime.topology import declare
 from tests.support import scenario as sc
 
@@ -81,7 +82,7 @@ def run_size(broker: str, db_url: str, prefix: str, objects: int, chunk: int) ->
     app.upgrade_database()
     engine = app.engine
     with Connection(broker) as conn:
-        declare(conn, app.names)
+        declare(conn, app.names, retry.delay_queues(settings))
     env = worker_env(broker, db_url, prefix, ENTITY_SYNC_BULK_CHUNK_SIZE=str(chunk))
     worker = subprocess.Popen([ENTITY_SYNC, "run"], env=env)
     out: dict[str, float] = {}

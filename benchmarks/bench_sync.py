@@ -24,7 +24,7 @@ from soapkit import account_seed  # the tests' seed builder, shared on purpose
 
 from entity_sync.handlers.soap.config import BillingSettings, CrmSettings
 from entity_sync.handlers.sync.memory import InMemorySyncLocks, InMemorySyncStore
-from entity_sync.handlers.sync.service import SyncService
+from entity_sync.handlers.sync.service import SyncLimits, SyncService
 from entity_sync.schemas.inputs import SyncRequest
 from entity_sync_sandbox import start_billing_sandbox, start_crm_sandbox
 
@@ -55,7 +55,7 @@ def measure(concurrency: int, accounts: int, latency_ms: float, invoices: int) -
         CrmSettings(endpoint=crm.url, username="sandbox", password=password),
         locks=InMemorySyncLocks(),
         store=InMemorySyncStore(),
-        max_workers=concurrency,
+        limits=SyncLimits(max_workers=concurrency),
     )
     try:
         service.handle(_request([warmup]))  # logins and WSDL parsing are not measured

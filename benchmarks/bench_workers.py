@@ -35,6 +35,7 @@ from benchmarks.bench_throughput import publish
 from benchmarks.common import connected_targets, fresh_run, service_args, worker_env
 from entity_sync.bootstrap import build
 from entity_sync.config import Settings
+from entity_sync.runtime import retry
 from entity_sync.runtime.topology import declare
 from tests.support import scenario as sc
 
@@ -130,7 +131,7 @@ def run_workers(broker: str, db_url: str, prefix: str, n: int, events: int, targ
     app.upgrade_database()
     with contextlib.closing(app):
         with Connection(broker) as conn:
-            declare(conn, app.names)
+            declare(conn, app.names, retry.delay_queues(settings))
         admin = connected_targets(targets)
         body = [
             sc.obj("product", f"p-{i}", 1, {"name": f"Product {i}", "sku": f"S{i}"})

@@ -17,6 +17,18 @@ import sqlalchemy as sa
 from entity_sync import logs as wlog
 from tests.support import services
 
+TESTS = Path(__file__).parent
+FOLDER_MARKERS = ("unit", "soap", "integration", "chaos", "deploy", "ecosystem")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its folder (tests/<folder>/...), so `-m` selects by folder and no
+    test that needs a service is left unmarked; markers a test sets itself are kept."""
+    for item in items:
+        parts = item.path.relative_to(TESTS).parts if item.path.is_relative_to(TESTS) else ()
+        if parts and parts[0] in FOLDER_MARKERS:
+            item.add_marker(parts[0])
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _logging() -> None:

@@ -1,4 +1,4 @@
-"""Local SOAP sandboxes of the billing system and the CRM (DESIGN.md §5.4).
+"""Local SOAP sandboxes of the billing system and the CRM (docs/design.md §5.4).
 
 from entity_sync_sandbox import start_billing_sandbox, start_crm_sandbox
 """

@@ -8,7 +8,7 @@ import secrets
 import threading
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 from lxml import etree  # lxml ships no stubs
 
@@ -19,7 +19,9 @@ from entity_sync_sandbox.server import (
     SANDBOX_USER,
     Faults,
     SandboxHandle,
+    ServeOptions,
     SessionBook,
+    faults_of,
 )
 from entity_sync_sandbox.soap import XSI, Request, SoapFault, child_text, envelope, fault_envelope
 
@@ -217,26 +219,19 @@ class BillingSandboxHandle(SandboxHandle[BillingSandbox]):
     """A running billing sandbox: `.url`, `.stop()`, `.expire_sessions()`, fault controls."""
 
 
+class BillingOptions(ServeOptions, total=False):
+    entities: Collection[str] | None  # entity names login accepts besides the seed's; None: any
+
+
 def start_billing_sandbox(
-    seed: Seed | None = None,
-    *,
-    port: int = 0,
-    host: str = "127.0.0.1",
-    username: str = SANDBOX_USER,
-    password: str = SANDBOX_PASSWORD,
-    page_size: int = 2000,
-    entities: Collection[str] | None = None,
-    latency_ms: float = 0.0,
-    fault_rate: float = 0.0,
-    session_ttl: float | None = None,
-    rng_seed: int | None = None,
-    background: bool = True,
+    seed: Seed | None = None, **options: Unpack[BillingOptions]
 ) -> BillingSandboxHandle:
-    faults = Faults(latency_ms, fault_rate, session_ttl, rng_seed)
     state = BillingSandbox(
-        seed, username=username, password=password, page_size=page_size, entities=entities,
-        faults=faults,
-    )  # fmt: skip
-    return BillingSandboxHandle.serve(
-        state, render_fault, host=host, port=port, background=background
+        seed,
+        username=options.get("username", SANDBOX_USER),
+        password=options.get("password", SANDBOX_PASSWORD),
+        page_size=options.get("page_size", 2000),
+        entities=options.get("entities"),
+        faults=faults_of(options),
     )
+    return BillingSandboxHandle.serve(state, render_fault, options)

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import click
 
 from entity_sync.handlers.errors import ConfigurationError
 from entity_sync_sandbox.billing import start_billing_sandbox
-from entity_sync_sandbox.crm import start_crm_sandbox
+from entity_sync_sandbox.crm import CrmOptions, start_crm_sandbox
 from entity_sync_sandbox.seed import Seed, load_seed
-from entity_sync_sandbox.server import SANDBOX_PASSWORD, SANDBOX_USER, SandboxServer
+from entity_sync_sandbox.server import SANDBOX_PASSWORD, SANDBOX_USER, SandboxServer, ServeOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 H = TypeVar("H")
@@ -94,33 +94,11 @@ def sandbox() -> None:
     help="Entity names login accepts besides the seed's (repeatable; default: any).",
 )
 def billing(
-    host: str,
-    port: int,
-    seed_file: Path | None,
-    latency_ms: float,
-    fault_rate: float,
-    session_ttl: float | None,
-    username: str,
-    password: str,
-    page_size: int,
-    entities: tuple[str, ...],
+    seed_file: Path | None, entities: tuple[str, ...], **options: Unpack[ServeOptions]
 ) -> None:
     """Billing SOAP API (login, query, queryMore) until Ctrl-C."""
-    handle = _listen(
-        start_billing_sandbox,
-        _seed(seed_file),
-        host=host,
-        port=port,
-        username=username,
-        password=password,
-        page_size=page_size,
-        entities=entities or None,
-        latency_ms=latency_ms,
-        fault_rate=fault_rate,
-        session_ttl=session_ttl,
-        background=False,
-    )
-    _serve("billing", handle.server, "ENTITY_SYNC_BILLING_ENDPOINT", username)
+    handle = _listen(start_billing_sandbox, _seed(seed_file), entities=entities or None, **options)
+    _serve("billing", handle.server, "ENTITY_SYNC_BILLING_ENDPOINT", options)
 
 
 @sandbox.command()
@@ -132,37 +110,16 @@ def billing(
     show_default=True,
     help="Share of upserted rows refused with UNABLE_TO_LOCK_ROW.",
 )
-def crm(
-    host: str,
-    port: int,
-    seed_file: Path | None,
-    latency_ms: float,
-    fault_rate: float,
-    session_ttl: float | None,
-    username: str,
-    password: str,
-    lock_rate: float,
-) -> None:
+def crm(seed_file: Path | None, **options: Unpack[CrmOptions]) -> None:
     """CRM partner SOAP API (login, upsert, query, queryMore) until Ctrl-C."""
-    handle = _listen(
-        start_crm_sandbox,
-        _seed(seed_file),
-        host=host,
-        port=port,
-        username=username,
-        password=password,
-        lock_rate=lock_rate,
-        latency_ms=latency_ms,
-        fault_rate=fault_rate,
-        session_ttl=session_ttl,
-        background=False,
-    )
-    _serve("crm", handle.server, "ENTITY_SYNC_CRM_ENDPOINT", username)
+    handle = _listen(start_crm_sandbox, _seed(seed_file), **options)
+    _serve("crm", handle.server, "ENTITY_SYNC_CRM_ENDPOINT", options)
 
 
 def _listen(start: Callable[..., H], seed: Seed | None, **options: Any) -> H:
+    """Started in the foreground: `_serve` runs the server on this thread."""
     try:
-        return start(seed, **options)
+        return start(seed, background=False, **options)
     except OSError as exc:  # port taken, address not local, ...
         where = f"{options.get('host')}:{options.get('port')}"
         raise ConfigurationError(
@@ -178,7 +135,8 @@ def _seed(path: Path | None) -> Seed | None:
     return load_seed(path)
 
 
-def _serve(name: str, server: SandboxServer, env: str, username: str) -> None:
+def _serve(name: str, server: SandboxServer, env: str, options: ServeOptions) -> None:
+    username = options.get("username", SANDBOX_USER)
     click.echo(f"{name} sandbox listening on {server.url} (user {username!r})")
     click.echo(f"  point the worker at it: {env}={server.url}")
     try:

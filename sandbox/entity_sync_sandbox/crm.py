@@ -9,10 +9,11 @@ import secrets
 import threading
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Unpack
 
 from lxml import etree  # lxml ships no stubs
 
+from entity_sync_sandbox.crm_xml import TNS, query_page, render_fault, sobject_fields, upsert_result
 from entity_sync_sandbox.query import QueryError, parse
 from entity_sync_sandbox.seed import Seed, check_seed
 from entity_sync_sandbox.server import (
@@ -20,7 +21,9 @@ from entity_sync_sandbox.server import (
     SANDBOX_USER,
     Faults,
     SandboxHandle,
+    ServeOptions,
     SessionBook,
+    faults_of,
 )
 from entity_sync_sandbox.soap import (
     XSI,
@@ -29,12 +32,8 @@ from entity_sync_sandbox.soap import (
     child_text,
     children,
     envelope,
-    fault_envelope,
 )
 
-TNS = "urn:partner.soap.sforce.com"
-ENS = "urn:sobject.partner.soap.sforce.com"
-FNS = "urn:fault.partner.soap.sforce.com"
 MAX_UPSERT = 200
 
 
@@ -142,7 +141,7 @@ class CrmSandbox:
                 f"record limit reached. cannot submit more than {MAX_UPSERT} records "
                 "into this call",
             )
-        rows = [_sobject_fields(o) for o in objects]
+        rows = [sobject_fields(o) for o in objects]
         counts = Counter(str(fields.get(ext_field)) for _, fields in rows)
         response = etree.Element(f"{{{TNS}}}upsertResponse", nsmap={None: TNS, "xsi": XSI})
         with self._lock:
@@ -152,10 +151,10 @@ class CrmSandbox:
                 result = etree.SubElement(response, f"{{{TNS}}}result")
                 error = self._row_error(ext_field, value, counts)
                 if error is not None:
-                    _result(result, created=False, record_id=None, error=error)
+                    upsert_result(result, created=False, record_id=None, error=error)
                     continue
                 record_id, created = self._upsert_row(sobject_type, ext_field, fields)
-                _result(result, created=created, record_id=record_id, error=None)
+                upsert_result(result, created=created, record_id=record_id, error=None)
         return envelope(response)
 
     def _row_error(
@@ -215,69 +214,7 @@ class CrmSandbox:
             locator = secrets.token_hex(16)
             with self._lock:
                 self._cursors[locator] = rest
-        response = etree.Element(f"{{{TNS}}}{element}", nsmap={None: TNS, "sf": ENS, "xsi": XSI})
-        result = etree.SubElement(response, f"{{{TNS}}}result")
-        etree.SubElement(result, f"{{{TNS}}}done").text = "false" if rest else "true"
-        loc = etree.SubElement(result, f"{{{TNS}}}queryLocator")
-        if locator is None:
-            loc.set(f"{{{XSI}}}nil", "true")
-        else:
-            loc.text = locator
-        for row in page:
-            record = etree.SubElement(result, f"{{{TNS}}}records")
-            record.set(f"{{{XSI}}}type", "sf:sObject")
-            etree.SubElement(record, f"{{{ENS}}}type").text = row["type"]
-            etree.SubElement(record, f"{{{ENS}}}Id").text = row.get("Id")
-            for name, value in row.items():
-                if name in ("type", "Id"):
-                    continue
-                element_ = etree.SubElement(record, f"{{{ENS}}}{name}")
-                if value is None:
-                    element_.set(f"{{{XSI}}}nil", "true")
-                else:
-                    element_.text = str(value)
-        etree.SubElement(result, f"{{{TNS}}}size").text = str(len(rows))
-        return envelope(response)
-
-
-def render_fault(fault: SoapFault) -> bytes:
-    detail = etree.Element(f"{{{FNS}}}{fault.element}", nsmap={"sf": FNS, "xsi": XSI})
-    detail.set(f"{{{XSI}}}type", f"sf:{fault.element}")
-    etree.SubElement(detail, f"{{{FNS}}}exceptionCode").text = fault.code
-    etree.SubElement(detail, f"{{{FNS}}}exceptionMessage").text = fault.message
-    return fault_envelope(f"sf:{fault.code}", f"{fault.code}: {fault.message}", detail=detail)
-
-
-def _sobject_fields(element: etree._Element) -> tuple[str, dict[str, Any]]:
-    sobject_type = ""
-    fields: dict[str, Any] = {}
-    for child in element:
-        if not isinstance(child.tag, str):
-            continue
-        name = etree.QName(child).localname
-        if name == "type":
-            sobject_type = child.text or ""
-        elif name in ("Id", "fieldsToNull"):
-            continue
-        elif child.get(f"{{{XSI}}}nil") != "true":
-            fields[name] = child.text or ""
-    return sobject_type, fields
-
-
-def _result(
-    element: etree._Element, *, created: bool, record_id: str | None, error: tuple[str, str] | None
-) -> None:
-    etree.SubElement(element, f"{{{TNS}}}created").text = "true" if created else "false"
-    if error is not None:
-        errors = etree.SubElement(element, f"{{{TNS}}}errors")
-        etree.SubElement(errors, f"{{{TNS}}}message").text = error[1]
-        etree.SubElement(errors, f"{{{TNS}}}statusCode").text = error[0]
-    id_element = etree.SubElement(element, f"{{{TNS}}}id")
-    if record_id is None:
-        id_element.set(f"{{{XSI}}}nil", "true")
-    else:
-        id_element.text = record_id
-    etree.SubElement(element, f"{{{TNS}}}success").text = "false" if error else "true"
+        return envelope(query_page(element, page, locator, total=len(rows)))
 
 
 def _new_id(sobject_type: str, number: int) -> str:
@@ -293,24 +230,17 @@ class CrmSandboxHandle(SandboxHandle[CrmSandbox]):
         self.state.lock_rows(external_ids, times)
 
 
-def start_crm_sandbox(
-    seed: Seed | None = None,
-    *,
-    port: int = 0,
-    host: str = "127.0.0.1",
-    username: str = SANDBOX_USER,
-    password: str = SANDBOX_PASSWORD,
-    page_size: int = 2000,
-    lock_rate: float = 0.0,
-    latency_ms: float = 0.0,
-    fault_rate: float = 0.0,
-    session_ttl: float | None = None,
-    rng_seed: int | None = None,
-    background: bool = True,
-) -> CrmSandboxHandle:
-    faults = Faults(latency_ms, fault_rate, session_ttl, rng_seed)
+class CrmOptions(ServeOptions, total=False):
+    lock_rate: float  # share of upserted rows refused with UNABLE_TO_LOCK_ROW
+
+
+def start_crm_sandbox(seed: Seed | None = None, **options: Unpack[CrmOptions]) -> CrmSandboxHandle:
     state = CrmSandbox(
-        seed, username=username, password=password, page_size=page_size, lock_rate=lock_rate,
-        faults=faults,
-    )  # fmt: skip
-    return CrmSandboxHandle.serve(state, render_fault, host=host, port=port, background=background)
+        seed,
+        username=options.get("username", SANDBOX_USER),
+        password=options.get("password", SANDBOX_PASSWORD),
+        page_size=options.get("page_size", 2000),
+        lock_rate=options.get("lock_rate", 0.0),
+        faults=faults_of(options),
+    )
+    return CrmSandboxHandle.serve(state, render_fault, options)

@@ -60,55 +60,67 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def parse(text: str) -> Query:
-    tokens = _tokenize(text)
-    pos = 0
+    tokens = _Tokens(_tokenize(text))
+    tokens.keyword("select")
+    fields = [tokens.name("field")]
+    while tokens.peek() == ("op", ","):
+        tokens.take()
+        fields.append(tokens.name("field"))
+    tokens.keyword("from")
+    obj = tokens.name("object")
+    groups: list[tuple[Condition, ...]] = []
+    if not tokens.done():
+        tokens.keyword("where")
+        groups = _where(tokens)
+    return Query(tuple(fields), obj, tuple(groups))
 
-    def take() -> tuple[str, str]:
-        nonlocal pos
-        if pos >= len(tokens):
+
+class _Tokens:
+    def __init__(self, tokens: list[tuple[str, str]]) -> None:
+        self._tokens = tokens
+        self._pos = 0
+
+    def done(self) -> bool:
+        return self._pos >= len(self._tokens)
+
+    def peek(self) -> tuple[str, str] | None:
+        return None if self.done() else self._tokens[self._pos]
+
+    def take(self) -> tuple[str, str]:
+        if self.done():
             raise QueryError("MALFORMED_QUERY", "unexpected end of query")
-        token = tokens[pos]
-        pos += 1
+        token = self._tokens[self._pos]
+        self._pos += 1
         return token
 
-    def keyword(word: str) -> None:
-        kind, value = take()
+    def keyword(self, word: str) -> None:
+        kind, value = self.take()
         if kind != "word" or value.lower() != word:
             raise QueryError("MALFORMED_QUERY", f"expected {word!r}, found {value!r}")
 
-    keyword("select")
-    fields = []
-    while True:
-        kind, value = take()
+    def name(self, what: str) -> str:
+        kind, value = self.take()
         if kind != "word" or not _IDENT.match(value):
-            raise QueryError("MALFORMED_QUERY", f"bad field name {value!r}")
-        fields.append(value)
-        if pos < len(tokens) and tokens[pos] == ("op", ","):
-            pos += 1
-            continue
-        break
-    keyword("from")
-    kind, obj = take()
-    if kind != "word" or not _IDENT.match(obj):
-        raise QueryError("MALFORMED_QUERY", f"bad object name {obj!r}")
+            raise QueryError("MALFORMED_QUERY", f"bad {what} name {value!r}")
+        return value
+
+
+def _where(tokens: _Tokens) -> list[tuple[Condition, ...]]:
+    """Conditions joined by and/or, as an OR of AND groups."""
     groups: list[tuple[Condition, ...]] = []
-    if pos < len(tokens):
-        keyword("where")
-        group: list[Condition] = []
-        while True:
-            group.append(_condition(take))
-            if pos >= len(tokens):
-                break
-            kind, joiner = take()
-            if kind == "word" and joiner.lower() == "and":
-                continue
-            if kind == "word" and joiner.lower() == "or":
-                groups.append(tuple(group))
-                group = []
-                continue
+    group: list[Condition] = []
+    while True:
+        group.append(_condition(tokens.take))
+        if tokens.done():
+            break
+        kind, joiner = tokens.take()
+        if kind == "word" and joiner.lower() == "or":
+            groups.append(tuple(group))
+            group = []
+        elif kind != "word" or joiner.lower() != "and":
             raise QueryError("MALFORMED_QUERY", f"expected and/or, found {joiner!r}")
-        groups.append(tuple(group))
-    return Query(tuple(fields), obj, tuple(groups))
+    groups.append(tuple(group))
+    return groups
 
 
 def check_limits(text: str, query: Query) -> None:

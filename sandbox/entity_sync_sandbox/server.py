@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import random
 import secrets
-import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Generic, Protocol, Self, TypeVar
+from typing import Any, Generic, Protocol, Self, TypedDict, TypeVar
 
-from entity_sync_sandbox.soap import BadRequest, Request, SoapFault, fault_envelope, parse_request
+from entity_sync_sandbox.handler import SoapHandler
+from entity_sync_sandbox.soap import Request, SoapFault
 
-MAX_REQUEST_BYTES = 16 * 1024 * 1024
 # The sandboxes' well-known credentials (local development only).
 SANDBOX_USER = "sandbox"
 SANDBOX_PASSWORD = "sandbox"  # noqa: S105
@@ -38,6 +37,30 @@ class Faults:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+
+
+class ServeOptions(TypedDict, total=False):
+    """The keyword options of both `start_*_sandbox` functions (and of the CLI's commands)."""
+
+    port: int  # 0 (the default): a free port
+    host: str  # default 127.0.0.1
+    username: str  # default SANDBOX_USER
+    password: str  # default SANDBOX_PASSWORD
+    page_size: int  # records per query/queryMore page, default 2000
+    latency_ms: float
+    fault_rate: float
+    session_ttl: float | None
+    rng_seed: int | None
+    background: bool  # default True: serve on a thread; False: the caller serves
+
+
+def faults_of(options: ServeOptions) -> Faults:
+    return Faults(
+        options.get("latency_ms", 0.0),
+        options.get("fault_rate", 0.0),
+        options.get("session_ttl"),
+        options.get("rng_seed"),
+    )
 
 
 @dataclass(frozen=True)
@@ -166,57 +189,8 @@ class SandboxServer:
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, so clients reuse connections
-            server_version = "entity-sync-sandbox"
-
-            def setup(self) -> None:
-                super().setup()
-                # Headers and body go out in two writes: without this, Nagle's algorithm and
-                # delayed ACKs add ~40 ms to every keep-alive call.
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                with server._calls_lock:
-                    server.connections += 1
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_REQUEST_BYTES:
-                    self._send(413, b"request too large", "text/plain")
-                    return
-                data = self.rfile.read(length)
-                try:
-                    request = parse_request(data)
-                except BadRequest as exc:
-                    self._send(500, fault_envelope("soapenv:Client", str(exc)), "text/xml")
-                    return
-                scripted = server._count(request.operation)
-                if server.faults.latency_ms:  # a slow endpoint: the injected delay per call
-                    time.sleep(server.faults.latency_ms / 1000)
-                if scripted is not None:
-                    self._send(scripted.status, scripted.body, scripted.content_type)
-                    return
-                host = self.headers.get("Host") or server._address()
-                try:
-                    body, status = server._dispatch(request, f"http://{host}/"), 200
-                except SoapFault as fault:
-                    body, status = server._render_fault(fault), 500
-                self._send(status, body, "text/xml; charset=utf-8")
-
-            def do_GET(self) -> None:
-                self._send(405, b"SOAP endpoint: POST only", "text/plain")
-
-            def _send(self, status: int, body: bytes, content_type: str) -> None:
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", content_type)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    self.close_connection = True  # the client gave up (e.g. its timeout)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # quiet: tests and the CLI print what matters
+        class Handler(SoapHandler):
+            sandbox = server
 
         return Handler
 
@@ -239,12 +213,17 @@ class SandboxHandle(Generic[StateT]):
         self.server = server
 
     @classmethod
-    def serve(
-        cls, state: StateT, render_fault: RenderFault, *, host: str, port: int, background: bool
-    ) -> Self:
-        """Put `state` behind an HTTP server, started in a thread unless `background` is False."""
-        server = SandboxServer(state.dispatch, render_fault, state.faults, host=host, port=port)
-        if background:
+    def serve(cls, state: StateT, render_fault: RenderFault, options: ServeOptions) -> Self:
+        """Put `state` behind an HTTP server (`host`, `port` of the options), started in a
+        thread unless `background` is False."""
+        server = SandboxServer(
+            state.dispatch,
+            render_fault,
+            state.faults,
+            host=options.get("host", "127.0.0.1"),
+            port=options.get("port", 0),
+        )
+        if options.get("background", True):
             server.start()
         return cls(state, server)
 

@@ -9,9 +9,10 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from entity_sync.config import Settings
+from entity_sync.handlers.observer import NULL_OBSERVER, SyncObserver
 from entity_sync.handlers.sharing.service import SharingContext
 from entity_sync.handlers.soap.config import BillingSettings, CrmSettings
-from entity_sync.handlers.sync.service import SyncService
+from entity_sync.handlers.sync.service import SyncLimits, SyncService
 from entity_sync.runtime.batch import BatchProcessor
 from entity_sync.runtime.bulk import BulkRunner
 from entity_sync.runtime.consumer import Worker, WorkerStats
@@ -53,8 +54,11 @@ class App:
         )
         return Worker(self.settings, self.engine, processor, queues, observer, bulk=bulk)
 
-    def sync_worker(self, observer: Observer | None = None) -> Worker:
-        """Consumes sync requests with few in hand: each one takes seconds of SOAP calls."""
+    def sync_worker(
+        self, observer: Observer | None = None, sync_observer: SyncObserver | None = None
+    ) -> Worker:
+        """Consumes sync requests with few in hand: each one takes seconds of SOAP calls.
+        `sync_observer` gets the SOAP call timings and the session statuses (metrics)."""
         settings = self.settings
         store = DbSyncStore(self.engine, settings.sync_retention_days)
         service = SyncService(
@@ -62,8 +66,8 @@ class App:
             self.crm or CrmSettings(),
             locks=DbSyncLocks(self.engine),
             store=store,
-            max_workers=settings.sync_concurrency,
-            lock_ttl_seconds=settings.sync_lock_ttl_seconds,
+            limits=SyncLimits(settings.sync_concurrency, settings.sync_lock_ttl_seconds),
+            observer=sync_observer or NULL_OBSERVER,
         )
         processor = SyncProcessor(
             self.engine,
@@ -79,7 +83,11 @@ class App:
         return Worker(tuned, self.engine, processor, [self.names.sync_request], observer)
 
     def run(
-        self, *, until_idle: float | None = None, observer: Observer | None = None
+        self,
+        *,
+        until_idle: float | None = None,
+        observer: Observer | None = None,
+        sync_observer: SyncObserver | None = None,
     ) -> list[WorkerStats]:
         """Run every consumer of this process, each on its own connection and thread.
 
@@ -88,7 +96,7 @@ class App:
         """
         self.workers = [self.sharing_worker(observer)]
         if self.settings.sync_enabled:
-            self.workers.append(self.sync_worker(observer))
+            self.workers.append(self.sync_worker(observer, sync_observer))
         if self.stopping:
             return []
         errors: list[BaseException] = []

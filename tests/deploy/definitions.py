@@ -14,6 +14,8 @@ from typing import Any
 
 from kombu.transport.pyamqp import Channel as PyamqpChannel
 
+from entity_sync.config import Settings
+from entity_sync.runtime import retry
 from entity_sync.runtime.topology import DELIVERY_LIMIT, Names, declare
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,7 +115,7 @@ class _RecordingConnection:
 def recorded(prefix: str = "entity-sync") -> _RecordingChannel:
     """What `declare` declares on RabbitMQ with the default settings."""
     conn = _RecordingConnection()
-    declare(conn, Names(prefix))  # type: ignore[arg-type]
+    declare(conn, Names(prefix), retry.delay_queues(Settings(prefix=prefix)))  # type: ignore[arg-type]
     return conn.recorder
 
 

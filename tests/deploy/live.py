@@ -96,7 +96,7 @@ def live_worker(settings: Settings, *, consume: bool = True) -> Iterator[LiveWor
 
     def target() -> None:
         try:
-            app.run(observer=metrics)
+            app.run(observer=metrics, sync_observer=metrics)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
             errors.append(exc)
 

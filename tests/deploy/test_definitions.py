@@ -11,6 +11,8 @@ import pika
 import pytest
 from kombu.connection import Connection
 
+from entity_sync.config import Settings
+from entity_sync.runtime import retry
 from entity_sync.runtime.topology import Names, declare
 from tests.deploy.definitions import DEFINITIONS, expected_definitions, render
 from tests.support.amqp import pika_params
@@ -74,7 +76,7 @@ def test_rabbitmq_accepts_the_definitions_and_then_the_workers_declare(
             ch.queue_bind(b["destination"], b["source"], b["routing_key"])
     try:
         with Connection(broker_url) as kconn:
-            declared = declare(kconn, Names(prefix))
+            declared = declare(kconn, Names(prefix), retry.delay_queues(Settings(prefix=prefix)))
         assert declared
     finally:
         with pika.BlockingConnection(pika_params(broker_url)) as conn:

@@ -105,7 +105,7 @@ DELETE = object()  # _broken: remove the field instead of setting it
 
 def _broken(kind: str, path: tuple[str | int, ...], value: object) -> dict[str, Any]:
     (obj,) = [copy.deepcopy(o) for o in _keda_objects() if o["kind"] == kind]
-    node = obj
+    node: Any = obj
     for key in path[:-1]:
         node = node[key]
     if value is DELETE:

@@ -1,12 +1,10 @@
-"""`entity-sync run` as the CLI wires it (Metrics observer, SOAP and session hooks, /metrics,
+"""`entity-sync run` as the CLI wires it (Metrics as the loop's and the sync's observer, /metrics,
 /healthz, /readyz), in its own process, with the endpoint on 127.0.0.1 and a free port.
 
     python -m tests.ecosystem.worker_process   # settings from ENTITY_SYNC_*; SIGTERM stops it
 
 The first line on stdout is the endpoint's URL. A process of its own per worker, as in
-production: in one process two Metrics objects would both hear the process-wide SOAP and sync
-hooks, and every sync would count twice. The CLI listens on all interfaces (for containers);
-tests listen on loopback only.
+production. The CLI listens on all interfaces (for containers); tests listen on loopback only.
 """
 
 from __future__ import annotations
@@ -40,7 +38,7 @@ def main() -> int:
             sys.stdout.flush()
             app.upgrade_database()
             signal.signal(signal.SIGTERM, app.stop)
-            app.run(observer=metrics)
+            app.run(observer=metrics, sync_observer=metrics)
     finally:
         app.close()
     return 0

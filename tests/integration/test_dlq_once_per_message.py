@@ -16,6 +16,7 @@ from entity_sync.operations.cli.main import cli
 from entity_sync.runtime.consumer import Worker
 from entity_sync.runtime.delivery import Delivery
 from entity_sync.runtime.metrics import Metrics
+from entity_sync.runtime.settle import Settler
 from entity_sync.runtime.topology import Names, declare
 from tests.support import scenario as sc
 from tests.support.amqp import PikaPublisher, queue_depth
@@ -27,10 +28,10 @@ class _Died(BaseException):
     """The worker process ends here, as kill -9 would end it."""
 
 
-class DiesBeforeAck(Worker):
+class DiesBeforeAck(Settler):
     """Fault injection: the broker has confirmed the batch's dead letters; the ack never goes."""
 
-    def _ack(self, conn: Any, channel: Any, batch: list[Delivery]) -> None:
+    def ack(self, batch: list[Delivery]) -> None:
         raise _Died
 
 
@@ -46,11 +47,8 @@ def test_a_crash_between_dead_letter_and_ack_is_still_one_failed_message(
     broker_url: str, database_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = settings_for(prefix, broker_url, database_url)
-    for key, value in (
-        ("BROKER_URL", broker_url),
-        ("DATABASE_URL", database_url),
-        ("PREFIX", prefix),
-    ):
+    env = {"BROKER_URL": broker_url, "DATABASE_URL": database_url, "PREFIX": prefix}
+    for key, value in env.items():
         monkeypatch.setenv(f"ENTITY_SYNC_{key}", value)
     queue = f"{prefix}.object-shared"
     dlq = f"{queue}.dlq"
@@ -58,7 +56,8 @@ def test_a_crash_between_dead_letter_and_ack_is_still_one_failed_message(
 
     app = build(settings)
     app.upgrade_database()
-    dying = DiesBeforeAck(settings, app.engine, app.sharing_worker().processor, [queue])
+    dying = Worker(settings, app.engine, app.sharing_worker().processor, [queue])
+    dying.settler = DiesBeforeAck(app.engine, dying.stats, dying.observer)
     with Connection(broker_url) as conn:
         declare(conn, Names(prefix), {})
     pub = PikaPublisher(broker_url, f"{prefix}.in")

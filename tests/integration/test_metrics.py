@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -161,32 +162,16 @@ def test_a_live_scrape_shows_every_metric_moving(
 
 @pytest.mark.soap
 def test_sync_sessions_and_soap_latency_reach_the_registry() -> None:
-    """The SOAP timing hook and the session hook feed a Metrics registry (sandboxes over HTTP)."""
-    from pydantic import SecretStr
-
-    from entity_sync.handlers.soap.config import BillingSettings, CrmSettings
+    """Metrics, passed to the sync service as its observer, gets the session statuses and the
+    SOAP call timings of its clients (sandboxes over HTTP); a service built without it does not
+    report there."""
     from entity_sync.runtime.metrics import Metrics
     from entity_sync.schemas.inputs import SyncRequest
 
     billing, crm = start_billing_sandbox(), start_crm_sandbox()
-    service = SyncService(
-        BillingSettings(
-            endpoint=billing.url,
-            username="sandbox",
-            password=SecretStr("sandbox"),
-            backoff_seconds=0.001,
-            backoff_max_seconds=0.01,
-        ),
-        CrmSettings(
-            endpoint=crm.url,
-            username="sandbox",
-            password=SecretStr("sandbox"),
-            backoff_seconds=0.001,
-            backoff_max_seconds=0.01,
-        ),
-        locks=InMemorySyncLocks(),
-        store=InMemorySyncStore(),
-    )
+    metrics = Metrics(process_metrics=False)
+    service = _sync_service(billing.url, crm.url, observer=metrics)
+    unobserved = _sync_service(billing.url, crm.url)
     request = SyncRequest.model_validate(
         {
             "request_id": "6f1c1f8e-2d7e-4c49-9f0e-8a4c5f6b7d10",
@@ -198,15 +183,15 @@ def test_sync_sessions_and_soap_latency_reach_the_registry() -> None:
         }
     )
     try:
-        with Metrics(process_metrics=False) as metrics:
-            completed = service.handle(request)
-            scrape = Scrape.parse(_exposition(metrics))
-        after_close = service.handle(request)  # unsubscribed: no longer counted
+        completed = service.handle(request)
+        not_counted = unobserved.handle(request)
+        scrape = Scrape.parse(_exposition(metrics))
     finally:
         service.close()
+        unobserved.close()
         billing.stop()
         crm.stop()
-    assert after_close["status"] == completed["status"]
+    assert not_counted["status"] == completed["status"]
     assert scrape.value("entity_sync_sync_sessions_total", status=completed["status"]) == 1
     assert scrape.value("entity_sync_sync_sessions_total") == 1
     for service_name in ("billing", "crm"):
@@ -224,6 +209,25 @@ def test_sync_sessions_and_soap_latency_reach_the_registry() -> None:
         >= 1
     )
     assert scrape.value("entity_sync_soap_call_seconds_sum", service="billing") > 0
+
+
+def _sync_service(billing_url: str, crm_url: str, **options: Any) -> SyncService:
+    from pydantic import SecretStr
+
+    from entity_sync.handlers.soap.config import BillingSettings, CrmSettings
+
+    fast: dict[str, Any] = {
+        "password": SecretStr("sandbox"),
+        "backoff_seconds": 0.001,
+        "backoff_max_seconds": 0.01,
+    }
+    return SyncService(
+        BillingSettings(endpoint=billing_url, username="sandbox", **fast),
+        CrmSettings(endpoint=crm_url, username="sandbox", **fast),
+        locks=InMemorySyncLocks(),
+        store=InMemorySyncStore(),
+        **options,
+    )
 
 
 def _exposition(metrics: object) -> str:

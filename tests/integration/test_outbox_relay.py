@@ -8,7 +8,7 @@ import pytest
 
 from entity_sync.bootstrap import build
 from entity_sync.handlers.sharing.model import Output
-from entity_sync.runtime import outbox
+from entity_sync.runtime import outbox, retry
 from entity_sync.runtime.broker import connect
 from entity_sync.runtime.topology import declare
 from entity_sync.store import tables as t
@@ -51,7 +51,7 @@ def test_batches_left_in_the_outbox_are_published_once_and_removed(
     outputs.append(legacy)
     assert outbox.backlog(app.engine) == 4
     with connect(settings) as conn:
-        declare(conn, app.names)
+        declare(conn, app.names, retry.delay_queues(settings))
     queue = bind_output_queue(broker_url, prefix)
     app.close()
 

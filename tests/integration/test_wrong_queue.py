@@ -13,12 +13,15 @@ import pytest
 from kombu.connection import Connection
 
 from entity_sync.bootstrap import build
+from entity_sync.handlers.errors import InvalidMessage
 from entity_sync.handlers.sharing.service import SharingContext
 from entity_sync.operations import dlq as core
-from entity_sync.runtime.batch import BatchResult, dead_letter_into
+from entity_sync.runtime import ack_policy
+from entity_sync.runtime.batch import BatchResult
 from entity_sync.runtime.bulk import BulkRunner
 from entity_sync.runtime.consumer import Worker
 from entity_sync.runtime.delivery import Delivery
+from entity_sync.runtime.failure import Failure
 from entity_sync.runtime.topology import Names, declare
 from tests.integration.harness import processed
 from tests.support import scenario as sc
@@ -128,7 +131,8 @@ class _Explodes:
             if delivery.body == b'"boom"':
                 raise KeyError("boom")
             if delivery.body == b'"poison"':
-                dead_letter_into(result, delivery, "schema_invalid", "bad")
+                bad = InvalidMessage("bad", reason="schema_invalid")
+                ack_policy.dead_letter(result, delivery, Failure.of(bad))
                 continue
             handled.append(delivery.body.decode())
             result.fates["applied"] += 1
@@ -184,7 +188,7 @@ class _BrokenBulk(BulkRunner):
         super().__init__(engine, SharingContext("global"), "p.out", chunk_size=10)
         self.calls = 0
 
-    def commit_chunk(self) -> None:  # type: ignore[override]
+    def commit_chunk(self) -> None:
         self.calls += 1
         raise RuntimeError("a bug in a chunk")
 

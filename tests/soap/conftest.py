@@ -12,7 +12,7 @@ import pytest
 from soapkit import VENDOR_FILES, billing_settings, crm_settings
 
 from entity_sync.handlers.sync.memory import InMemorySyncLocks, InMemorySyncStore
-from entity_sync.handlers.sync.service import SyncService
+from entity_sync.handlers.sync.service import SyncLimits, SyncService
 from entity_sync_sandbox import (
     BillingSandboxHandle,
     CrmSandboxHandle,
@@ -71,7 +71,7 @@ def make_service() -> Iterator[Callable[..., tuple[SyncService, InMemorySyncStor
             crm_settings(crm.url, **(crm_options or {})),
             locks=locks or InMemorySyncLocks(),
             store=store,
-            max_workers=max_workers,
+            limits=SyncLimits(max_workers=max_workers),
         )
         services.append(service)
         return service, store

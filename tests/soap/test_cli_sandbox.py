@@ -34,7 +34,7 @@ def _start(*args: str) -> tuple[subprocess.Popen[str], str]:
     lines: queue.Queue[str] = queue.Queue()
     assert process.stdout is not None
     stdout = process.stdout
-    threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
+    threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()  # type: ignore[func-returns-value]
     try:
         first = lines.get(timeout=20)
     except queue.Empty:

@@ -120,10 +120,12 @@ def queue_depth(url: str, queue: str) -> int:
 
 def kombu_publish(url: str, prefix: str, events: list[tuple[str, bytes]]) -> None:
     """Publish into the embedded broker (declaring the topology in this process first)."""
+    from entity_sync.config import Settings
+    from entity_sync.runtime import retry
     from entity_sync.runtime.topology import Names, declare
 
     with Connection(url) as conn:
-        declare(conn, Names(prefix))
+        declare(conn, Names(prefix), retry.delay_queues(Settings(prefix=prefix)))
         producer = conn.Producer()
         ex = Exchange(f"{prefix}.in", type="topic", durable=True)
         for routing_key, body in events:

@@ -38,7 +38,9 @@ def with_search_path(url: str, schema: str) -> str:
 
 def delete_topology(broker_url: str, prefix: str) -> None:
     """Delete every queue and exchange a test declared under its prefix."""
-    from entity_sync.runtime.topology import Names, _configured_delays
+    from entity_sync.config import Settings
+    from entity_sync.runtime.retry import delay_queues
+    from entity_sync.runtime.topology import Names
 
     names = Names(prefix)
     queues = [names.unrouted, *names.bindings()]
@@ -46,7 +48,7 @@ def delete_topology(broker_url: str, prefix: str) -> None:
     queues += [f"{prefix}.test-out", f"{prefix}.test-out-2"]
     # Delay queues: the configured schedule plus the short ones tests configure. Every queue a
     # test leaves behind holds file handles in RabbitMQ; a few hundred exhaust a 1024 limit.
-    delays = {d for ds in _configured_delays(names).values() for d in ds}
+    delays = {d for ds in delay_queues(Settings(prefix=prefix)).values() for d in ds}
     delays |= {1, 2, 3, 5, 10, 30, 60, 120, 300, 600}
     queues += [Names.retry_queue(q, d) for q in names.bindings() for d in sorted(delays)]
     with Connection(broker_url) as conn:

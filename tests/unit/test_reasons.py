@@ -18,6 +18,7 @@ SOURCES = [
     ROOT / "runtime" / "envelope.py",
     ROOT / "runtime" / "allowlist.py",
     ROOT / "runtime" / "batch.py",
+    ROOT / "runtime" / "failure.py",
 ]
 # Decision reasons (rule 9's audit log) and base-class defaults, not failure codes.
 NOT_FAILURES = {
@@ -46,7 +47,7 @@ def _raised_reasons() -> set[str]:
                 )
             )
             if named:
-                value = node.value  # type: ignore[union-attr]
+                value = node.value  # type: ignore[attr-defined]
             elif isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("Poison", "cls"):
                 value = node.args[1] if len(node.args) > 1 else None
             else:

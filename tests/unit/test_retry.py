@@ -52,7 +52,7 @@ def test_bad_delays_are_refused(bad: str) -> None:
 def test_rabbitmq_delay_queues_dead_letter_back_to_their_source_after_the_ttl() -> None:
     [q5, q30] = retry_queues("p.object-shared", [30, 5, 5], rabbit=True)
     assert q5.name == Names.retry_queue("p.object-shared", 5) == "p.object-shared.retry.5s"
-    assert q5.queue_arguments == {
+    assert q5.queue_arguments == {  # type: ignore[attr-defined]
         "x-queue-type": "quorum",
         "x-message-ttl": 5000,
         "x-dead-letter-exchange": "",
@@ -60,4 +60,4 @@ def test_rabbitmq_delay_queues_dead_letter_back_to_their_source_after_the_ttl() 
         "x-dead-letter-strategy": "at-least-once",
         "x-overflow": "reject-publish",
     }
-    assert q30.queue_arguments["x-message-ttl"] == 30_000
+    assert q30.queue_arguments["x-message-ttl"] == 30_000  # type: ignore[attr-defined]

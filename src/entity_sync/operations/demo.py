@@ -19,6 +19,7 @@ from entity_sync.config import Settings
 from entity_sync.handlers.errors import ConfigurationError
 from entity_sync.handlers.soap.config import BillingSettings, CrmSettings
 from entity_sync.operations import demo_story
+from entity_sync.runtime import retry
 from entity_sync.runtime.broker import ConfirmingPublisher, OutMessage, connect
 from entity_sync.runtime.topology import Names, declare
 from entity_sync.store import tables as t
@@ -60,7 +61,7 @@ def _soap_settings(billing: Any, crm: Any) -> tuple[BillingSettings, CrmSettings
 def _publish(settings: Settings, events: list[demo_story.Event]) -> None:
     names = Names(settings.prefix)
     with connect(settings) as conn:
-        declare(conn, names)
+        declare(conn, names, retry.delay_queues(settings))
         publisher = ConfirmingPublisher(conn)
         publisher.publish_many(
             [

@@ -16,7 +16,7 @@ keys dead letters by message id, as ServiceControl does: `list` and `status` cou
 and `export` give each id once (with the number of copies), and `replay` and `purge` act once
 per id and take the extra copies out with it.
 
-Replay removes the failure and death headers (deadletter.FAILURE_HEADERS), so the message
+Replay removes the failure and death headers (republish.FAILURE_HEADERS), so the message
 starts again with no attempts counted, and records who replayed it and when: headers
 `x-replayed-by`, `x-replayed-at`, `x-replayed-from`, `x-replay-count`, plus one log line
 ("dlq replayed") per message.
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import datetime as dt
 import getpass
 import hashlib
 import re
@@ -42,13 +41,12 @@ from kombu.connection import Connection
 from kombu.entity import Queue
 
 from entity_sync.handlers.errors import EntitySyncError
+from entity_sync.runtime import republish
 from entity_sync.runtime.broker import ConfirmingPublisher, OutMessage
-from entity_sync.runtime.deadletter import FAILURE_HEADERS
 from entity_sync.runtime.topology import Names, is_rabbitmq
 
 log = structlog.get_logger("entity_sync.dlq")
 
-_PROPERTIES = ("correlation_id", "reply_to", "type", "app_id", "priority", "timestamp")
 _VOLATILE = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
     r"|'[^']*'|\"[^\"]*\"|\d+"
@@ -302,35 +300,7 @@ def operator() -> str:
 
 
 def _replayed(letter: DeadLetter, who: str, conn_user: str | None) -> OutMessage:
-    headers = {k: v for k, v in letter.headers.items() if k not in FAILURE_HEADERS}
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    count = headers.get("x-replay-count")
-    headers.update(
-        {
-            "x-replayed-by": who,
-            "x-replayed-at": now,
-            "x-replayed-from": letter.queue,
-            "x-replay-count": (count if isinstance(count, int) else 0) + 1,
-            "x-original-queue": letter.original_queue,
-        }
-    )
-    if "x-original-routing-key" not in headers:
-        headers["x-original-routing-key"] = letter.routing_key
-    props = letter.properties
-    extra = {k: props[k] for k in _PROPERTIES if props.get(k) is not None}
-    original_user = headers.get("x-original-user-id")
-    if original_user and original_user == conn_user:
-        extra["user_id"] = original_user  # RabbitMQ accepts only the connection's own user
-    return OutMessage(
-        exchange="",
-        routing_key=letter.original_queue,
-        body=letter.body,
-        message_id=props.get("message_id"),
-        headers=headers,
-        content_type=props.get("content_type") or "application/octet-stream",
-        content_encoding=props.get("content_encoding") or "binary",
-        extra=extra,
-    )
+    return republish.replayed(letter, who, conn_user)
 
 
 def move(

@@ -97,21 +97,35 @@ def encode(
     chunk = frame_max - 8  # largest frame payload
     buffers: list[bytes] = []
     parts: list[bytes] = []
-    append = parts.append
     size = 0
+    ts = _TIMESTAMP.pack(timestamp)
+    # Per call, not per message: the header of a message with the usual properties is its
+    # prefix, body size, the message id and the timestamp; lookups by plain dicts.
+    methods: dict[tuple[str, str], bytes] = {}
+    prefixes: dict[tuple[str, str, bool], bytes] = {}
     for msg in messages:
-        append(_method_frame(channel, msg.exchange, msg.routing_key))
-        props = properties(msg, timestamp)
+        key = (msg.exchange, msg.routing_key)
+        method = methods.get(key)
+        if method is None:
+            method = methods[key] = _method_frame(channel, *key)
         body = msg.body
         n = len(body)
-        append(_HEADER.pack(2, channel, 12 + len(props), _BASIC, 0, n))
-        append(props)
-        append(_FRAME_END)
-        for i in range(0, n, chunk):  # one body frame unless the body exceeds frame_max
-            part = body[i : i + chunk] if n > chunk else body
-            append(_FRAME.pack(3, channel, len(part)))
-            append(part)
-            append(_FRAME_END)
+        if msg.headers or msg.extra:
+            props = properties(msg, timestamp)
+        else:
+            usual = (msg.content_type, msg.content_encoding, bool(msg.message_id))
+            prefix = prefixes.get(usual)
+            if prefix is None:
+                prefix = prefixes[usual] = _usual_prefix(*usual)
+            props = prefix + _shortstr(msg.message_id) + ts if msg.message_id else prefix + ts
+        header = _HEADER.pack(2, channel, 12 + len(props), _BASIC, 0, n)
+        parts += (method, header, props, _FRAME_END)
+        if 0 < n <= chunk:  # one body frame, the usual case
+            parts += (_FRAME.pack(3, channel, n), body, _FRAME_END)
+        elif n:
+            for i in range(0, n, chunk):
+                part = body[i : i + chunk]
+                parts += (_FRAME.pack(3, channel, len(part)), part, _FRAME_END)
         size += n + 100
         if size >= 262_144:
             buffers.append(b"".join(parts))

@@ -1,17 +1,23 @@
 """One batch of deliveries: decode, one state transaction, and what to publish and ack.
 
-This is the acknowledgement policy in one place. Every delivery of a batch ends in exactly one
-fate: applied (state committed, outputs in the outbox), duplicate, dead-lettered (poison or
-rejected by a rule) or retried (transient, counted on the message). Handlers only raise.
-A database failure raises out of `process`: the caller keeps the batch unacked and retries.
+Each delivery's fate is decided by the acknowledgement policy (runtime/ack_policy.py); this
+module runs the handlers and collects the fates. A database failure raises out of `process`:
+the caller keeps the batch unacked and retries (runtime/attempts.py).
+
+Setting an event aside. The handlers of one batch share one in-memory state and one transaction.
+Rule checks run before an event's first write where they can (handlers/sharing/service.py), but
+an event may still fail after writing: a `RetryLater` for a target or parent found missing while
+sending (an invariant the other rules keep), or a bug. Its writes cannot be taken back one by
+one, so the batch is rolled back and run again with that event set aside, its failure kept:
+`SetAside` below, raised when the state's write count moved (`SharingState.writes`). Every
+other event of the batch then gets the outcome it would have had if the failing event had been
+refused before writing. This is the only place that relies on the write count.
 """
 
 from __future__ import annotations
 
 import functools
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -19,15 +25,17 @@ import structlog
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 
-from entity_sync.handlers.errors import EntitySyncError, PermanentError
+from entity_sync.handlers.errors import EntitySyncError
 from entity_sync.handlers.sharing import service
 from entity_sync.handlers.sharing.model import BulkJob, Decision, Outcome, Output
 from entity_sync.handlers.sharing.service import SharingContext
 from entity_sync.handlers.sharing.state import SharingState
-from entity_sync.runtime import allowlist, deadletter, outbox, retry
-from entity_sync.runtime.broker import OutMessage
+from entity_sync.runtime import ack_policy, allowlist, outbox
+from entity_sync.runtime.ack_policy import Fate
 from entity_sync.runtime.delivery import Delivery
 from entity_sync.runtime.envelope import Envelope, Poison, decode
+from entity_sync.runtime.failure import Failure
+from entity_sync.runtime.result import BatchResult
 from entity_sync.schemas.inputs import (
     EntityConnection,
     EntityControl,
@@ -37,6 +45,9 @@ from entity_sync.schemas.inputs import (
 )
 from entity_sync.store import repository as repo
 from entity_sync.store.engine import StateLock, lock_state
+
+# BatchResult is re-exported: processors outside this module build theirs from here.
+__all__ = ["BatchProcessor", "BatchResult", "Processor", "admit", "lock_mode"]
 
 log = structlog.get_logger("entity_sync.batch")
 
@@ -50,62 +61,9 @@ HANDLERS: dict[type[BaseModel], Handler] = {
 }
 
 
-@dataclass
-class BatchResult:
-    publish: list[OutMessage] = field(default_factory=list)  # outputs, dead letters, retries
-    outbox_ids: list[int] = field(default_factory=list)  # batch rows: delete once confirmed
-    fates: Counter[str] = field(default_factory=Counter)
-    dead_letters: Counter[tuple[str, str]] = field(default_factory=Counter)  # (queue, reason)
-    retries: Counter[tuple[str, str]] = field(default_factory=Counter)  # (queue, reason)
-    outputs: Counter[tuple[str, str]] = field(default_factory=Counter)  # (target, object_type)
-    exceptions: Counter[str] = field(default_factory=Counter)  # share.exception reason
-    lock_wait_seconds: float = 0.0  # waited for the state locks (src/entity_sync/store/engine.py)
-    jobs_created: int = 0  # bulk fan-outs recorded by this batch (src/entity_sync/runtime/bulk.py)
+class SetAside(Exception):
+    """An event failed after writing to the batch's state: run the batch again without it."""
 
-    def count_outputs(self, outputs: list[Output]) -> None:
-        """Count target updates by (target, type) and share exceptions by reason."""
-        for out in outputs:
-            if "reason" in out.body:
-                self.exceptions[str(out.body["reason"])] += 1
-            else:
-                self.outputs[(str(out.body["target_entity"]), str(out.body["object_type"]))] += 1
-
-    def merge(self, other: BatchResult) -> None:
-        self.publish.extend(other.publish)
-        self.outbox_ids.extend(other.outbox_ids)
-        self.fates.update(other.fates)
-        self.dead_letters.update(other.dead_letters)
-        self.retries.update(other.retries)
-        self.outputs.update(other.outputs)
-        self.exceptions.update(other.exceptions)
-        self.lock_wait_seconds += other.lock_wait_seconds
-        self.jobs_created += other.jobs_created
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """Why one delivery failed, with the exception type kept (no parsing it back from text)."""
-
-    reason: str
-    message: str
-    permanent: bool
-    exception_type: str
-
-    @classmethod
-    def of(cls, exc: BaseException) -> Failure:
-        """By the error tree: permanent errors and refused rows dead-letter now, the rest retry."""
-        kind = type(exc).__name__
-        if isinstance(exc, PermanentError):
-            return cls(exc.reason, exc.message, True, kind)
-        if isinstance(exc, EntitySyncError):
-            return cls(exc.reason, exc.message, False, kind)
-        text = str(exc).splitlines()[0][:500] if str(exc) else kind
-        if isinstance(exc, sa.exc.DBAPIError):  # the database refuses this row: it never will
-            return cls("storage_rejected", text, True, kind)
-        return cls("unexpected_error", f"{kind}: {text}", False, kind)
-
-
-class _Rerun(Exception):
     def __init__(self, index: int, failure: Failure) -> None:
         self.index = index
         self.failure = failure
@@ -205,11 +163,9 @@ class BatchProcessor:
                 attempt = BatchResult()
                 try:
                     self._transaction(envelopes, failed, attempt)
-                except _Rerun as rerun:
+                except SetAside as aside:  # see the module docstring
                     result.lock_wait_seconds += attempt.lock_wait_seconds
-                    # A failing event had already written to the in-memory state: roll the whole
-                    # transaction back and run the batch again with that event set aside.
-                    failed[rerun.index] = rerun.failure
+                    failed[aside.index] = aside.failure
                     continue
                 break
             result.merge(attempt)
@@ -235,7 +191,7 @@ class BatchProcessor:
             elog = log.bind()  # once per batch: the lazy proxy builds a logger on every call
             for index, env in enumerate(envelopes):
                 if env.event_id in seen:
-                    result.fates["duplicate"] += 1
+                    result.fates[Fate.DUPLICATE] += 1
                     continue
                 # Every log line about this message carries its event_id, object and target.
                 with _LogContext(_context_of(env.model)):
@@ -245,11 +201,11 @@ class BatchProcessor:
                     if failure is None:
                         seen.add(env.event_id)
                         applied.append((env.event_id, env.delivery.queue))
-                        result.fates["applied"] += 1
+                        result.fates[Fate.APPLIED] += 1
                         continue
                     if failure.permanent:
                         state.record(_rejected_decision(env.model, failure))
-                    fail_into(result, env.delivery, failure, self.max_attempts)
+                    ack_policy.fail(result, env.delivery, failure, self.max_attempts)
             repo.flush_state(conn, state)
             repo.mark_processed(conn, applied)
             repo.insert_jobs(
@@ -293,58 +249,18 @@ class BatchProcessor:
             elog.debug("event applied", outputs=len(outcome.outputs))
             return None
         if state.writes != writes_before:
-            raise _Rerun(index, failure)
+            raise SetAside(index, failure)
         return failure
-
-
-def fail_into(result: BatchResult, delivery: Delivery, failure: Failure, max_attempts: int) -> None:
-    """Retry `delivery` after its queue's delay, or dead-letter it (permanent or exhausted)."""
-    policy = delivery.policy or retry.QueuePolicy(
-        max_attempts=max_attempts, delays=retry.QueuePolicy().delays
-    )
-    delay = policy.decide(delivery.attempts, permanent=failure.permanent)
-    if delay is None:
-        dead_letter_into(result, delivery, failure.reason, failure.message, failure.exception_type)
-        return
-    log.info("retrying", reason=failure.reason, attempts=delivery.attempts + 1, delay=delay)
-    result.publish.append(
-        deadletter.retry(delivery, failure.reason, failure.message, delay, failure.exception_type)
-    )
-    result.fates["retried"] += 1
-    result.retries[(delivery.queue, failure.reason)] += 1
-
-
-def dead_letter_into(
-    result: BatchResult,
-    delivery: Delivery,
-    reason: str,
-    msg: str,
-    exception_type: str | None = None,
-) -> None:
-    """Record `delivery` as dead-lettered in `result`, with its dead letter to publish."""
-    log.warning(
-        "dead-lettered",
-        queue=delivery.queue,
-        reason=reason,
-        error=msg[:300],
-        message_id=delivery.properties.get("message_id"),
-    )
-    kind = exception_type or (
-        "PublisherNotAllowed" if reason == allowlist.REASON else "InvalidMessage"
-    )
-    result.publish.append(deadletter.dead_letter(delivery, reason, msg, kind))
-    result.fates["dead_lettered"] += 1
-    result.dead_letters[(delivery.queue, reason)] += 1
 
 
 def admit(delivery: Delivery, max_body_bytes: int, result: BatchResult) -> Envelope | None:
     """The delivery as a contract model, or None after dead-lettering it into `result`."""
     refused = allowlist.check(delivery)
     if refused is not None:
-        dead_letter_into(result, delivery, refused.reason, refused.message)
+        ack_policy.dead_letter(result, delivery, Failure.of(refused))
         return None
     decoded = decode(delivery, max_body_bytes)
     if isinstance(decoded, Poison):
-        dead_letter_into(result, delivery, decoded.reason, decoded.message)
+        ack_policy.dead_letter(result, delivery, Failure.of(decoded.error()))
         return None
     return decoded

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from entity_sync.handlers.errors import InvalidMessage
 from entity_sync.runtime.delivery import Delivery
 from entity_sync.runtime.topology import Names
 from entity_sync.schemas.inputs import ADMIN_MODELS, ObjectShared, SyncRequest
@@ -30,6 +31,10 @@ class Poison:
     delivery: Delivery
     reason: str
     message: str
+
+    def error(self) -> InvalidMessage:
+        """As the error tree's type: a poison message is an `InvalidMessage`, never retried."""
+        return InvalidMessage(self.message, reason=self.reason)
 
 
 def kinds_by_queue(names: Names) -> dict[str, frozenset[type[BaseModel]]]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,8 +32,9 @@ from kombu.entity import Queue
 
 from entity_sync.config import Settings
 from entity_sync.handlers.errors import PermanentError
+from entity_sync.runtime import republish
 from entity_sync.runtime.broker import ConfirmingPublisher, OutMessage
-from entity_sync.runtime.topology import Names
+from entity_sync.runtime.topology import Names, is_rabbitmq, retry_queues
 
 log = structlog.get_logger("entity_sync.retry")
 
@@ -104,7 +105,7 @@ class EmbeddedRetryMover:
     """
 
     def __init__(
-        self, conn: Connection, publisher: ConfirmingPublisher, delays: dict[str, Iterable[int]]
+        self, conn: Connection, publisher: ConfirmingPublisher, delays: Mapping[str, Iterable[int]]
     ) -> None:
         self.channel = conn.channel()
         self.publisher = publisher
@@ -129,23 +130,7 @@ class EmbeddedRetryMover:
                 if isinstance(due, int | float) and due > now:
                     self._held[queue.name] = message
                     break
-                props = message.properties
-                body = message.body
-                if isinstance(body, str):
-                    body = body.encode(message.content_encoding or "utf-8", "surrogateescape")
-                self.publisher.publish_many(
-                    [
-                        OutMessage(
-                            exchange="",
-                            routing_key=source,
-                            body=body,
-                            message_id=props.get("message_id"),
-                            headers=headers,
-                            content_type=message.content_type or "application/octet-stream",
-                            content_encoding=message.content_encoding or "binary",
-                        )
-                    ]
-                )
+                self.publisher.publish_many([republish.moved_back(source, message)])
                 message.ack()
                 moved += 1
         if moved:
@@ -156,3 +141,31 @@ class EmbeddedRetryMover:
         self._held.clear()
         with contextlib.suppress(Exception):
             self.channel.close()  # unacked held messages return to their delay queue
+
+
+class DelayQueues:
+    """Declares the delay queues retries go to, once per connection, when first used.
+
+    Declared on first use rather than at start-up, so a deployment (or a test) that never
+    retries has no delay queues. Publishing to an undeclared queue through the default
+    exchange would drop the message, so this runs before every publish of a batch.
+    """
+
+    def __init__(self, conn: Connection, channel: Any, delays: dict[str, tuple[int, ...]]) -> None:
+        self.conn = conn
+        self.channel = channel
+        self.delays = delays
+        self.declared: set[str] = set()
+
+    def ensure(self, messages: list[OutMessage]) -> None:
+        wanted = {
+            m.routing_key for m in messages if m.exchange == "" and ".retry." in m.routing_key
+        } - self.declared
+        if not wanted:
+            return
+        rabbit = is_rabbitmq(self.conn)
+        for source, delays in self.delays.items():
+            for queue in retry_queues(source, delays, rabbit):
+                if queue.name in wanted:
+                    queue(self.channel).declare()
+                    self.declared.add(queue.name)

@@ -136,17 +136,14 @@ def input_queues(names: Names, rabbit: bool) -> list[Queue]:
     ]
 
 
-def declare(
-    conn: Connection, names: Names, delays: Mapping[str, Iterable[int]] | None = None
-) -> list[str]:
+def declare(conn: Connection, names: Names, delays: Mapping[str, Iterable[int]]) -> list[str]:
     """Declare everything; returns the names declared. Safe to run any number of times.
 
-    `delays`: input queue -> retry delays (seconds) to declare delay queues for; by default
-    those of the ENTITY_SYNC_* settings (entity_sync/runtime/retry.py).
+    `delays`: input queue -> retry delays (seconds) to declare delay queues for, from the
+    settings by `runtime.retry.delay_queues(settings)`; `{}` for none (the worker declares
+    them when first used).
     """
     rabbit = is_rabbitmq(conn)
-    if delays is None:
-        delays = _configured_delays(names)
     quorum = {"x-queue-type": "quorum"} if rabbit else {}
     declared: list[str] = []
     with conn.channel() as channel:
@@ -175,16 +172,3 @@ def declare(
                 delayed(channel).declare()
                 declared.append(f"queue {delayed.name} -> {queue.name} (retry delay)")
     return declared
-
-
-def _configured_delays(names: Names) -> dict[str, tuple[int, ...]]:
-    from pydantic import ValidationError
-
-    from entity_sync.config import Settings
-    from entity_sync.runtime.retry import delay_queues
-
-    try:
-        settings = Settings(prefix=names.prefix)
-    except ValidationError:
-        settings = Settings.model_construct(prefix=names.prefix)  # the defaults
-    return delay_queues(settings)

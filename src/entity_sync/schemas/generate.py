@@ -135,61 +135,73 @@ def _unclaimed_examples() -> list[str]:
     ]
 
 
+def _message(stem: str, name: str, model: type[BaseModel]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "title": model.__name__,
+        "summary": (model.__doc__ or "").strip().splitlines()[0],
+        "contentType": "application/json",
+        "payload": {"$ref": f"./json/{stem}.schema.json"},
+        "examples": examples(stem),
+    }
+
+
+def _channel(stem: str, name: str) -> dict[str, Any]:
+    model, routing_key, direction = MESSAGES[stem]
+    properties = model.model_json_schema().get("properties", {})
+    params: dict[str, Any] = {}
+    for p in routing_pattern(routing_key).groupindex:
+        params[p] = {"description": p.replace("_", " ")}
+        if "enum" in properties.get(p, {}):
+            params[p]["enum"] = properties[p]["enum"]
+    channel: dict[str, Any] = {
+        "address": routing_key,
+        "description": f"Routing key on the topic exchange entity-sync.{direction}.",
+        "messages": {name: {"$ref": f"#/components/messages/{name}"}},
+        "bindings": {
+            "amqp": {
+                "is": "routingKey",
+                "exchange": {
+                    "name": f"entity-sync.{direction}",
+                    "type": "topic",
+                    "durable": True,
+                    "autoDelete": False,
+                    "vhost": "/",
+                },
+                "bindingVersion": "0.3.0",
+            }
+        },
+    }
+    if params:
+        channel["parameters"] = params
+    return channel
+
+
+def _operation(stem: str, name: str, receive: bool) -> dict[str, Any]:
+    # Persistence, timestamps and acks are AMQP operation bindings (the message binding has
+    # only contentEncoding and messageType). The worker acks after its commit and reads the
+    # publisher's timestamp for the critical-time metric.
+    binding: dict[str, Any] = {"deliveryMode": 2, "timestamp": True}
+    if receive:
+        binding["ack"] = True
+    return {
+        "action": "receive" if receive else "send",
+        "channel": {"$ref": f"#/channels/{stem}"},
+        "messages": [{"$ref": f"#/channels/{stem}/messages/{name}"}],
+        "bindings": {"amqp": {**binding, "bindingVersion": "0.3.0"}},
+    }
+
+
 def asyncapi() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
-    for stem, (model, routing_key, direction) in MESSAGES.items():
+    for stem, (model, _, direction) in MESSAGES.items():
         name = "".join(part.title() for part in stem.split("-"))
-        messages[name] = {
-            "name": name,
-            "title": model.__name__,
-            "summary": (model.__doc__ or "").strip().splitlines()[0],
-            "contentType": "application/json",
-            "payload": {"$ref": f"./json/{stem}.schema.json"},
-            "examples": examples(stem),
-        }
-        address = routing_key
-        properties = model.model_json_schema().get("properties", {})
-        params: dict[str, Any] = {}
-        for p in routing_pattern(routing_key).groupindex:
-            params[p] = {"description": p.replace("_", " ")}
-            if "enum" in properties.get(p, {}):
-                params[p]["enum"] = properties[p]["enum"]
-        channel: dict[str, Any] = {
-            "address": address,
-            "description": f"Routing key on the topic exchange entity-sync.{direction}.",
-            "messages": {name: {"$ref": f"#/components/messages/{name}"}},
-            "bindings": {
-                "amqp": {
-                    "is": "routingKey",
-                    "exchange": {
-                        "name": f"entity-sync.{direction}",
-                        "type": "topic",
-                        "durable": True,
-                        "autoDelete": False,
-                        "vhost": "/",
-                    },
-                    "bindingVersion": "0.3.0",
-                }
-            },
-        }
-        if params:
-            channel["parameters"] = params
-        channels[stem] = channel
-        # Persistence, timestamps and acks are AMQP operation bindings (the message binding
-        # has only contentEncoding and messageType). The worker acks after its commit and
-        # reads the publisher's timestamp for the critical-time metric.
+        messages[name] = _message(stem, name, model)
+        channels[stem] = _channel(stem, name)
         receive = direction == "in"
-        binding: dict[str, Any] = {"deliveryMode": 2, "timestamp": True}
-        if receive:
-            binding["ack"] = True
-        operations[f"{'receive' if receive else 'send'}{name}"] = {
-            "action": "receive" if receive else "send",
-            "channel": {"$ref": f"#/channels/{stem}"},
-            "messages": [{"$ref": f"#/channels/{stem}/messages/{name}"}],
-            "bindings": {"amqp": {**binding, "bindingVersion": "0.3.0"}},
-        }
+        operations[f"{'receive' if receive else 'send'}{name}"] = _operation(stem, name, receive)
     return {
         "asyncapi": "3.1.0",
         "info": {

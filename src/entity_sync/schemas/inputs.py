@@ -1,4 +1,4 @@
-"""Messages that upstream systems publish to `<prefix>.in` (DESIGN.md §3).
+"""Messages that upstream systems publish to `<prefix>.in` (docs/design.md §3).
 
 Unknown extra fields are ignored; missing or ill-typed required fields make a message invalid.
 Booleans and integers are strict: `"3"` is not a version and `"true"` is not a flag.

@@ -1,4 +1,4 @@
-"""Messages the worker publishes to `<prefix>.out` (DESIGN.md §3).
+"""Messages the worker publishes to `<prefix>.out` (docs/design.md §3).
 
 The hot path builds these bodies as plain dicts (see handlers/sharing/outputs.py); the models
 exist for the published JSON Schema and for tests that check real outputs against it.

@@ -16,7 +16,7 @@ POISON = (
     "schema_invalid",
     "publisher_not_allowed",
 )
-# Refused by a sharing rule (DESIGN.md §4) or by the database: dead-lettered at once.
+# Refused by a sharing rule (docs/design.md §4) or by the database: dead-lettered at once.
 REJECTED = (
     "not_global_source",
     "shared_object_delete",

@@ -101,7 +101,9 @@ def charge_data(**overrides: Any) -> dict[str, Any]:
     return data
 
 
-def period_data(start: str = "2026-01-01", end: str = "2026-01-31", **overrides: Any) -> dict:
+def period_data(
+    start: str = "2026-01-01", end: str = "2026-01-31", **overrides: Any
+) -> dict[str, Any]:
     data: dict[str, Any] = {
         "name": f"Period from {start}",
         "start_date": start,
@@ -176,7 +178,9 @@ def period(
     )
 
 
-def delete(object_type: str, object_id: str, *, version: int, parent_id: str | None = None):
+def delete(
+    object_type: str, object_id: str, *, version: int, parent_id: str | None = None
+) -> ObjectShared:
     return shared(
         object_type, object_id, version=version, parent_id=parent_id, action="delete", data=None
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pytest
 from builders import (
@@ -249,7 +250,7 @@ def test_shuffled_tree_with_retries_converges_parents_first(plan: list[tuple[str
     events = {(name, v): makers[name](v) for name, v in set(plan)}
     state = connected_world("t1")
     queue = list(plan)
-    published: list[dict] = []
+    published: list[dict[str, Any]] = []
     while queue:
         name, v = queue.pop(0)
         try:

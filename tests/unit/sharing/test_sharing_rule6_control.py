@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from builders import (
     Snapshot,
@@ -21,6 +23,7 @@ from builders import (
 
 from entity_sync.handlers.errors import Rejected
 from entity_sync.handlers.sharing.state import Dirty, SharingState
+from entity_sync.schemas.inputs import ObjectShared
 
 
 def products_world() -> SharingState:
@@ -108,7 +111,9 @@ def test_accounting_period_notes_and_status_are_target_controlled_rest_source() 
         ("product_rate_plan_charge", lambda v, **kw: charge("C1", "RP1", version=v, **kw)),
     ],
 )
-def test_rate_plans_and_charges_follow_product_defaults(object_type: str, make) -> None:
+def test_rate_plans_and_charges_follow_product_defaults(
+    object_type: str, make: Callable[..., ObjectShared]
+) -> None:
     state = connected_world("t1")
     share_tree(state)
     held = copy_of(state, object_type, "RP1" if object_type == "product_rate_plan" else "C1")

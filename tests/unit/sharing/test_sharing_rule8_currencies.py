@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from builders import (
     GLOBAL,
     add_target,
@@ -27,7 +29,7 @@ TIERS = [
 ]
 
 
-def world(currencies: tuple[str, ...] = ("USD",), **charge_kw: object) -> SharingState:
+def world(currencies: tuple[str, ...] = ("USD",), **charge_kw: Any) -> SharingState:
     state = connected_world("t1", currencies=currencies)
     handle(state, product("P1"))
     handle(state, rate_plan("RP1", "P1"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from builders import (
     GLOBAL,
@@ -24,6 +26,7 @@ from builders import (
 from entity_sync.handlers.errors import Rejected
 from entity_sync.handlers.sharing.model import Decision
 from entity_sync.handlers.sharing.state import SharingState
+from entity_sync.schemas.inputs import ObjectShared
 
 
 def why(state: SharingState, target: str, object_id: str) -> list[tuple[str, str]]:
@@ -162,7 +165,9 @@ def test_control_levels_are_recorded() -> None:
     ],
     ids=["delete", "foreign_source"],
 )
-def test_rejected_event_leaves_the_log_to_the_dead_letter_path(bad) -> None:
+def test_rejected_event_leaves_the_log_to_the_dead_letter_path(
+    bad: Callable[[], ObjectShared],
+) -> None:
     """A rejected event raises before any write; its record is the dead letter (§6)."""
     state = world()
     handle(state, product("P1"))

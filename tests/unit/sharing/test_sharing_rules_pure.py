@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -29,11 +30,13 @@ def target(
     )
 
 
-def held_source(version: int, data: dict | None = None, object_type: str = "product"):
+def held_source(
+    version: int, data: dict[str, Any] | None = None, object_type: str = "product"
+) -> SourceObject:
     return SourceObject(object_type, "X1", None, version, data or {}, "e")
 
 
-def held_copy(version: int, data: dict, object_type: str = "product") -> Copy:
+def held_copy(version: int, data: dict[str, Any], object_type: str = "product") -> Copy:
     return Copy("c1", "t1", object_type, "X1", "tid", None, version, data)
 
 
@@ -53,8 +56,8 @@ def test_check_source_rejects_any_other_entity_with_not_global_source() -> None:
 # --- rules 3, 4, 7: check_object_event ------------------------------------------------------
 
 
-def check(**kw):
-    args = {
+def check(**kw: Any) -> str:
+    args: dict[str, Any] = {
         "object_type": "product",
         "action": "upsert",
         "version": 2,
@@ -183,8 +186,8 @@ def test_period_block_without_any_source_period_start_passes() -> None:
 # --- rules 3, 6, 8: decide_target -----------------------------------------------------------
 
 
-def decide(**kw) -> rules.TargetDecision:
-    args = {
+def decide(**kw: Any) -> rules.TargetDecision:
+    args: dict[str, Any] = {
         "object_type": "product",
         "version": 2,
         "source_data": {"name": "n", "sku": "s"},

@@ -61,6 +61,8 @@ def visible_tiers(tiers: Any, active: Iterable[str]) -> list[Any]:
 
 def withheld_currencies(source_data: Mapping[str, Any], active: Iterable[str]) -> list[str]:
     """Currencies with prices or tiers in the source that the target does not receive."""
+    if "prices" not in source_data and "tiers" not in source_data:
+        return []  # most objects (products, plans): asked once per target, so worth the check
     active_set = set(active)
     found: set[str] = set()
     prices = source_data.get("prices")

@@ -98,6 +98,7 @@ class Output:
     routing_key: str
     event_id: str
     body: dict[str, Any]
+    kind: Literal["target_update", "share_exception"] = "target_update"
 
 
 BulkKind = Literal["backfill", "release"]

@@ -44,6 +44,7 @@ def share_exception(
     return Output(
         routing_key=f"share.exception.{target_entity}",
         event_id=event_id,
+        kind="share_exception",
         body={
             "event_id": event_id,
             "cause_event_id": cause_event_id,

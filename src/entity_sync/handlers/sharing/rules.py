@@ -13,7 +13,13 @@ from typing import Any, Literal
 
 from entity_sync.handlers.errors import Rejected, RetryLater
 from entity_sync.handlers.sharing import control
-from entity_sync.handlers.sharing.model import Acceptance, ConnectionStatus, Copy, SourceObject
+from entity_sync.handlers.sharing.model import (
+    Acceptance,
+    ConnectionStatus,
+    Copy,
+    Link,
+    SourceObject,
+)
 
 TargetDecisionKind = Literal["create", "update", "unchanged", "stale", "not_accepted", "blocked"]
 
@@ -47,6 +53,53 @@ def check_source(source_entity: str, global_entity: str) -> None:
             f"only the global entity {global_entity!r} shares objects; "
             f"got an event from {source_entity!r}",
             reason="not_global_source",
+        )
+
+
+def check_global_flag(entity_id: str, is_global: bool, global_entity: str) -> None:
+    """An entity is global exactly when it is the configured global entity."""
+    if is_global != (entity_id == global_entity):
+        raise Rejected(
+            f"entity {entity_id!r} says is_global={is_global}, but the configured global "
+            f"entity is {global_entity!r}",
+            reason="global_mismatch",
+        )
+
+
+def check_target(target_entity: str, global_entity: str) -> None:
+    if target_entity == global_entity:
+        raise Rejected("the global entity is never a target", reason="global_not_target")
+
+
+def unknown_entity(entity_id: str) -> RetryLater:
+    """The error for an event about an entity that has not arrived yet."""
+    return RetryLater(f"entity {entity_id!r} is not known", reason="unknown_entity")
+
+
+def check_connection(
+    requested: Link, current: Link | None, target_known: bool, other: Link | None
+) -> None:
+    """Rule 2: a connection id joins one source to one target for good; a target has at most
+    one connection (`other`: its active one) and must be known before it is connected."""
+    if current is not None:
+        if (current.source_entity, current.target_entity) != (
+            requested.source_entity,
+            requested.target_entity,
+        ):
+            raise Rejected(
+                f"connection {requested.connection_id!r} joins {current.source_entity!r} to "
+                f"{current.target_entity!r}, not {requested.source_entity!r} to "
+                f"{requested.target_entity!r}",
+                reason="connection_mismatch",
+            )
+        return
+    if not target_known:
+        raise unknown_entity(requested.target_entity)
+    if other is not None:
+        raise Rejected(
+            f"{requested.target_entity!r} already has connection {other.connection_id!r} "
+            f"({other.status})",
+            reason="connection_exists",
         )
 
 

@@ -1,1 +1,1 @@
-"""SOAP clients of the billing system and the CRM, built on zeep (DESIGN.md §5)."""
+"""SOAP clients of the billing system and the CRM, built on zeep (docs/design.md §5)."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from zeep.helpers import serialize_object
 
+from entity_sync.handlers.observer import NULL_OBSERVER, SoapObserver
 from entity_sync.handlers.soap.client import SoapClient
 from entity_sync.handlers.soap.config import BillingSettings
 from entity_sync.handlers.soap.errors import InvalidResponse, SoapPermanentError
@@ -28,8 +29,9 @@ class BillingClient(SoapClient):
         *,
         entity: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        observer: SoapObserver = NULL_OBSERVER,
     ) -> None:
-        super().__init__(settings, sleep=sleep)
+        super().__init__(settings, sleep=sleep, observer=observer)
         self._batch_size = settings.batch_size
         self.entity = entity
         if entity is not None and "entityName" not in self._login_elements():

@@ -7,13 +7,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import structlog
 import zeep
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from entity_sync.handlers.soap import timing
+from entity_sync.handlers.observer import NULL_OBSERVER, SoapObserver, report_call
 from entity_sync.handlers.soap.config import SoapSettings
 from entity_sync.handlers.soap.errors import (
     LoginFailed,
@@ -40,10 +40,15 @@ class SoapClient:
     namespace = ""
 
     def __init__(
-        self, settings: SoapSettings, *, sleep: Callable[[float], None] = time.sleep
+        self,
+        settings: SoapSettings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        observer: SoapObserver = NULL_OBSERVER,
     ) -> None:
         self._settings = settings
         self._sleep = sleep
+        self._observer = observer
         self._http = new_http_session()
         self._transport = QuietTransport(
             self._http, connect=settings.connect_timeout, read=settings.read_timeout
@@ -62,7 +67,7 @@ class SoapClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> SoapClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -104,7 +109,7 @@ class SoapClient:
         try:
             result = self._service.login(**self._login_arguments())
         except Exception as exc:  # noqa: BLE001 - translated into the error tree
-            timing.report(self.service_name, "login", time.perf_counter() - started, False)
+            self._report("login", started, ok=False)
             error = translate(exc, where=f"{self.service_name} login", secrets=self._secrets)
             if isinstance(error, SoapPermanentError):
                 raise LoginFailed(
@@ -113,7 +118,7 @@ class SoapClient:
                     code=error.code,
                 ) from None
             raise error from None
-        timing.report(self.service_name, "login", time.perf_counter() - started, True)
+        self._report("login", started, ok=True)
         return self._parse_login(result)
 
     def _login_arguments(self) -> dict[str, Any]:
@@ -157,10 +162,14 @@ class SoapClient:
                 **arguments, _soapheaders=self._session_header(token)
             )
         except Exception as exc:  # noqa: BLE001 - translated into the error tree
-            timing.report(self.service_name, operation, time.perf_counter() - started, False)
+            self._report(operation, started, ok=False)
             raise translate(exc, where=where, secrets=self._secrets) from None
-        timing.report(self.service_name, operation, time.perf_counter() - started, True)
+        self._report(operation, started, ok=True)
         return unwrap(response)
+
+    def _report(self, operation: str, started: float, *, ok: bool) -> None:
+        seconds = time.perf_counter() - started
+        report_call(self._observer, self.service_name, operation, seconds, ok)
 
     def _retrying(self, fn: Callable[[], Any], *, what: str) -> Any:
         settings = self._settings

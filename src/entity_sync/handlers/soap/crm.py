@@ -11,6 +11,7 @@ from typing import Any
 
 from lxml import etree  # lxml ships no stubs
 
+from entity_sync.handlers.observer import NULL_OBSERVER, SoapObserver
 from entity_sync.handlers.soap.client import SoapClient
 from entity_sync.handlers.soap.config import CrmSettings
 from entity_sync.handlers.soap.errors import InvalidResponse
@@ -41,9 +42,13 @@ class CrmClient(SoapClient):
     namespace = "urn:partner.soap.sforce.com"
 
     def __init__(
-        self, settings: CrmSettings, *, sleep: Callable[[float], None] = time.sleep
+        self,
+        settings: CrmSettings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        observer: SoapObserver = NULL_OBSERVER,
     ) -> None:
-        super().__init__(settings, sleep=sleep)
+        super().__init__(settings, sleep=sleep, observer=observer)
         self._chunk_size = settings.chunk_size
         self._sobject = self._zeep.get_type(f"{{{SOBJECT_NS}}}sObject")
 

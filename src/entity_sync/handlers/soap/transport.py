@@ -134,13 +134,7 @@ def translate(exc: Exception, *, where: str, secrets: tuple[str, ...] = ()) -> E
     if isinstance(exc, EntitySyncError):
         return exc
     if isinstance(exc, zx.Fault):
-        code = fault_code(exc) or "UNKNOWN_FAULT"
-        text = scrub(f"{where}: {code}: {exc.message}", secrets)
-        if code in SESSION_CODES:
-            return SessionExpired(text, code=code)
-        if code in TRANSIENT_CODES:
-            return SoapTransientError(text, code=code)
-        return SoapPermanentError(text, code=code)
+        return _fault(exc, where=where, secrets=secrets)
     if isinstance(exc, zx.DTDForbidden | zx.EntitiesForbidden | zx.ExternalReferenceForbidden):
         return UnsafeResponse(
             f"{where}: response refused, it carries {type(exc).__name__.removesuffix('Forbidden')}"
@@ -168,6 +162,17 @@ def translate(exc: Exception, *, where: str, secrets: tuple[str, ...] = ()) -> E
             scrub(f"{where}: {_first_line(str(exc))}", secrets), code="soap_error"
         )
     raise exc
+
+
+def _fault(exc: zx.Fault, *, where: str, secrets: tuple[str, ...]) -> EntitySyncError:
+    """A SOAP fault: the vendor's code decides re-login, retry or a permanent failure."""
+    code = fault_code(exc) or "UNKNOWN_FAULT"
+    text = scrub(f"{where}: {code}: {exc.message}", secrets)
+    if code in SESSION_CODES:
+        return SessionExpired(text, code=code)
+    if code in TRANSIENT_CODES:
+        return SoapTransientError(text, code=code)
+    return SoapPermanentError(text, code=code)
 
 
 def scrub(text: str, secrets: tuple[str, ...]) -> str:

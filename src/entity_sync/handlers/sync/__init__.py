@@ -1,4 +1,4 @@
-"""On-demand sync (DESIGN.md §5): billing accounts (named, or every one of a CRM account) and
+"""On-demand sync (docs/design.md §5): billing accounts (named, or every one of a CRM account) and
 products from the billing SOAP API into the CRM. Plain functions over explicit dependencies:
 no broker, no database.
 

@@ -4,12 +4,13 @@ creates one per process and calls `handle(request)` per sync request."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
-from entity_sync.handlers.hooks import Hooks
+from entity_sync.handlers.observer import NULL_OBSERVER, SyncObserver, report_session
 from entity_sync.handlers.soap.billing import BillingClient
 from entity_sync.handlers.soap.config import BillingSettings, CrmSettings
 from entity_sync.handlers.soap.crm import CrmClient
@@ -19,12 +20,13 @@ from entity_sync.schemas.inputs import SyncRequest
 
 log = structlog.get_logger(__name__)
 
-_sessions: Hooks[[str]] = Hooks("sync sessions")
 
+@dataclass(frozen=True)
+class SyncLimits:
+    """How many ids of one request sync at once, and how long a crashed worker's lock holds."""
 
-def subscribe_sessions(observer: Callable[[str], None]) -> Callable[[], None]:
-    """Call `observer(status)` when a session completes (metrics); returns the unsubscriber."""
-    return _sessions.subscribe(observer)
+    max_workers: int = 4
+    lock_ttl_seconds: float = 900.0
 
 
 class SyncService:
@@ -38,15 +40,15 @@ class SyncService:
         *,
         locks: SyncLocks,
         store: SyncStore,
-        max_workers: int = 4,
-        lock_ttl_seconds: float = 900.0,
+        limits: SyncLimits = SyncLimits(),
+        observer: SyncObserver = NULL_OBSERVER,
     ) -> None:
         self._billing_settings = billing
         self._crm_settings = crm
         self._locks = locks
         self._store = store
-        self._max_workers = max_workers
-        self._lock_ttl = lock_ttl_seconds
+        self._limits = limits
+        self._observer = observer  # session statuses here, call timings in the clients
         self._lock = threading.Lock()
         self._billing: dict[str | None, BillingClient] = {}
         self._crm: CrmClient | None = None
@@ -58,11 +60,11 @@ class SyncService:
             crm=self._crm_client(),
             locks=self._locks,
             store=self._store,
-            max_workers=self._max_workers,
-            lock_ttl_seconds=self._lock_ttl,
+            max_workers=self._limits.max_workers,
+            lock_ttl_seconds=self._limits.lock_ttl_seconds,
         )
         completed = run_sync(req, deps, known_entities=known_entities)
-        _sessions.emit(str(completed["status"]))
+        report_session(self._observer, str(completed["status"]))
         return completed
 
     def close(self) -> None:
@@ -78,12 +80,14 @@ class SyncService:
         with self._lock:
             client = self._billing.get(entity)
             if client is None:
-                client = BillingClient(self._billing_settings, entity=entity)
+                client = BillingClient(
+                    self._billing_settings, entity=entity, observer=self._observer
+                )
                 self._billing[entity] = client
             return client
 
     def _crm_client(self) -> CrmClient:
         with self._lock:
             if self._crm is None:
-                self._crm = CrmClient(self._crm_settings)
+                self._crm = CrmClient(self._crm_settings, observer=self._observer)
             return self._crm

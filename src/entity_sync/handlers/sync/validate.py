@@ -1,4 +1,4 @@
-"""Checks of a sync request that the schema leaves to the handler (DESIGN.md §5.3). An invalid
+"""Checks of a sync request that the schema leaves to the handler (docs/design.md §5.3). An invalid
 request is answered with status `rejected` and the reason, never with an exception."""
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from rich.progress import (
 from entity_sync.operations import dlq as core
 from entity_sync.operations.cli.common import broker_connection, load_settings, table
 from entity_sync.operations.cli.main import cli
+from entity_sync.runtime import retry
 from entity_sync.runtime.topology import Names, declare
 
 
@@ -33,7 +34,9 @@ def _broker() -> Iterator[tuple[Connection, Names]]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     with broker_connection(settings, retries=2) as conn:
         if settings.embedded_broker:
-            declare(conn, names)  # the embedded broker knows queues only once declared
+            declare(
+                conn, names, retry.delay_queues(settings)
+            )  # the embedded broker knows queues only once declared
         yield conn, names
 
 

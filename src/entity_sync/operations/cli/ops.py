@@ -12,6 +12,7 @@ import structlog
 from entity_sync.handlers.errors import ConfigurationError
 from entity_sync.operations.cli.common import app_context, broker_connection
 from entity_sync.operations.cli.main import cli
+from entity_sync.runtime import retry
 from entity_sync.runtime.health import HealthServer, Readiness
 from entity_sync.runtime.metrics import Metrics
 from entity_sync.runtime.topology import declare
@@ -61,7 +62,7 @@ def run(until_idle: float | None) -> None:
         # are left out of full collections, which took a tenth of the consumer loop's time.
         gc.collect()
         gc.freeze()
-        for stats in app.run(until_idle=until_idle, observer=metrics):
+        for stats in app.run(until_idle=until_idle, observer=metrics, sync_observer=metrics):
             log.info(
                 "stopped", batches=stats.batches, published=stats.published, **dict(stats.fates)
             )
@@ -76,7 +77,7 @@ def topology() -> None:
 def topology_declare() -> None:
     """Declare exchanges, queues and dead-letter queues (idempotent)."""
     with app_context() as app, broker_connection(app.settings, retries=3) as conn:
-        for line in declare(conn, app.names):
+        for line in declare(conn, app.names, retry.delay_queues(app.settings)):
             click.echo(line)
 
 

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from entity_sync.handlers.errors import InvalidMessage
 from entity_sync.operations.cli.common import app_context, broker_connection
 from entity_sync.operations.cli.main import cli
+from entity_sync.runtime import retry
 from entity_sync.runtime.broker import ConfirmingPublisher, OutMessage
 from entity_sync.runtime.envelope import _summary
 from entity_sync.runtime.topology import declare
@@ -62,7 +63,9 @@ def publish(kind: str, source: Any, no_validate: bool) -> None:
         for body in bodies:
             _validate(kind, body)
     with app_context() as app, broker_connection(app.settings, retries=3) as conn:
-        declare(conn, app.names)  # the embedded broker keeps bindings per process
+        declare(
+            conn, app.names, retry.delay_queues(app.settings)
+        )  # the embedded broker keeps bindings per process
         publisher = ConfirmingPublisher(conn)
         messages = []
         for body in bodies:

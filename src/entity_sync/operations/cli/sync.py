@@ -16,6 +16,7 @@ from entity_sync.handlers.errors import EntitySyncError, InvalidMessage
 from entity_sync.operations.cli.common import app_context, broker_connection, echo_json
 from entity_sync.operations.cli.main import cli
 from entity_sync.operations.cli.sync_tables import history_table, results_table
+from entity_sync.runtime import retry
 from entity_sync.runtime.broker import ConfirmingPublisher, OutMessage
 from entity_sync.runtime.topology import declare
 from entity_sync.schemas.inputs import IDS_OF, SyncRequest
@@ -65,7 +66,7 @@ def _submit(
     with app_context() as app:
         body = _request(object_type, ids, entity, origin, requested_by="cli")
         with broker_connection(app.settings, retries=3) as conn:
-            declare(conn, app.names)
+            declare(conn, app.names, retry.delay_queues(app.settings))
             publisher = ConfirmingPublisher(conn)
             publisher.publish_many(
                 [
