@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 from kombu.connection import Connection
 
 from entity_sync.config import Settings
-from entity_sync.operations import dlq as core
 from entity_sync.operations.cli.main import cli
+from entity_sync.operations.letters import DeadLetter, peek
 from entity_sync.runtime.retry import delay_queues
+from entity_sync.store import failed
 from tests.integration.harness import processed
 from tests.support import scenario as sc
 from tests.support.amqp import PikaPublisher, kombu_publish, queue_depth
@@ -48,12 +51,21 @@ def _dlq(*args: str) -> Any:
     return result
 
 
+def _failed(database_url: str, dlq: str) -> list[str]:
+    """Ids of the failed messages of `dlq` still open in the store, oldest first."""
+    engine = sa.create_engine(database_url)
+    try:
+        return [r["message_id"] for r in failed.rows(engine, failed.Filter(queues=[dlq]))]
+    finally:
+        engine.dispose()
+
+
 def _orphan_connection() -> tuple[str, dict[str, Any]]:
     """A connection to an entity nobody announced: RetryLater until the entity arrives."""
     return sc.connection("c-late", "t-late", "request")
 
 
-def _check_retried_then_dead(letter: core.DeadLetter, attempts: int) -> None:
+def _check_retried_then_dead(letter: DeadLetter, attempts: int) -> None:
     h = letter.headers
     assert h["x-error-type"] == "unknown_entity"
     assert h["x-exception-type"] == "RetryLater"
@@ -86,8 +98,8 @@ def test_retries_wait_in_delay_queues_then_dead_letter_and_replay_applies_them(
             pub.publish("entity.upserted", body)
         wait_for(lambda: queue_depth(broker_url, admin_dlq) == 3, timeout=30, what="3 DLQ")
 
-        letters = core.browse(Connection(broker_url), admin_dlq)
-        assert queue_depth(broker_url, admin_dlq) == 3  # browsing leaves them in place
+        letters = peek(Connection(broker_url), admin_dlq)
+        assert queue_depth(broker_url, admin_dlq) == 3  # peeking leaves them in place
         [retried] = [x for x in letters if x.id == late[1]["event_id"]]
         _check_retried_then_dead(retried, attempts=3)
         # It went through the broker's delay queue twice (1 s each), not straight back.
@@ -99,6 +111,9 @@ def test_retries_wait_in_delay_queues_then_dead_letter_and_replay_applies_them(
         listed = _dlq("list", "-q", "entity-admin")
         assert listed.exit_code == 0, listed.output
         assert f"{admin_dlq}: 3 message(s)" in listed.output
+        # Reading ingested them: out of the broker's DLQ, into the store, none redelivered.
+        assert queue_depth(broker_url, admin_dlq) == 0
+        assert len(_failed(database_url, admin_dlq)) == 3
         assert "unknown_entity/" in listed.output
         assert "not_utf8/" in listed.output
         assert "invalid_json/" in listed.output
@@ -120,7 +135,7 @@ def test_retries_wait_in_delay_queues_then_dead_letter_and_replay_applies_them(
 
         dry = _dlq("replay", "-q", "entity-admin", "-g", "unknown_entity", "--dry-run")
         assert "would replay 1" in dry.output
-        assert queue_depth(broker_url, admin_dlq) == 3
+        assert len(_failed(database_url, admin_dlq)) == 3
 
         # The missing entity arrives; replaying the dead letter now succeeds.
         before = processed(app)
@@ -130,14 +145,20 @@ def test_retries_wait_in_delay_queues_then_dead_letter_and_replay_applies_them(
         assert replayed.exit_code == 0, replayed.output
         assert "replayed 1" in replayed.output
         wait_for(lambda: processed(app) == before + 2, what="replayed connection applied")
-        assert queue_depth(broker_url, admin_dlq) == 2  # only the two poison messages left
+        assert len(_failed(database_url, admin_dlq)) == 2  # only the two poison messages left
 
         refused = CliRunner().invoke(cli, ["dlq", "purge", "-q", "entity-admin"], input="n\n")
         assert refused.exit_code == 1
-        assert queue_depth(broker_url, admin_dlq) == 2
+        assert len(_failed(database_url, admin_dlq)) == 2
         purged = _dlq("purge", "-q", "entity-admin", "--yes")
         assert "purged 2" in purged.output
-        assert queue_depth(broker_url, admin_dlq) == 0
+        assert _failed(database_url, admin_dlq) == []
+        assert f"{admin_dlq}: 0 message(s)" in _dlq("list", "-q", "entity-admin").output
+        # Every replay and purge, dry runs too, is in the history with who did it.
+        history = _dlq("history").output
+        assert history.count(getpass.getuser()) == 3, history
+        for action in ("replay", "purge"):
+            assert action in history
         pub.close()
 
 
@@ -163,9 +184,8 @@ def test_replay_by_id_and_limit_leaves_the_rest_in_order(
     two = _dlq("replay", "--all", "--limit", "2")
     assert "replayed 2" in two.output, two.output
     assert queue_depth(broker_url, f"{prefix}.object-shared") == 3
-    left = [x.id for x in core.browse(Connection(broker_url), dlq)]
-    assert left == [ids[2], ids[4]]
-    back = core.browse(Connection(broker_url), f"{prefix}.object-shared")
+    assert _failed(database_url, dlq) == [ids[2], ids[4]]
+    back = peek(Connection(broker_url), f"{prefix}.object-shared")
     assert [x.id for x in back] == [ids[3], ids[0], ids[1]]
     for letter in back:
         assert not any(k.startswith(("x-error", "x-death", "x-attempts")) for k in letter.headers)
@@ -190,9 +210,9 @@ def test_embedded_broker_delays_retries_and_replays(
         kombu_publish(settings.broker_url, prefix, [(late[0], orjson.dumps(late[1]))])
         admin_dlq = f"{prefix}.entity-admin.dlq"
 
-        def dead() -> list[core.DeadLetter]:
+        def dead() -> list[DeadLetter]:
             with Connection(settings.broker_url) as conn:
-                return core.browse(conn, admin_dlq)
+                return peek(conn, admin_dlq)
 
         wait_for(lambda: len(dead()) == 1, timeout=30, what="dead letter on the embedded broker")
         _check_retried_then_dead(dead()[0], attempts=3)

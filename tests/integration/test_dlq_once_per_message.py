@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from kombu.connection import Connection
 
 from entity_sync.bootstrap import build
-from entity_sync.operations import dlq as core
 from entity_sync.operations.cli.main import cli
+from entity_sync.operations.letters import peek
 from entity_sync.runtime.consumer import Worker
 from entity_sync.runtime.delivery import Delivery
 from entity_sync.runtime.metrics import Metrics
@@ -95,12 +95,15 @@ def test_a_crash_between_dead_letter_and_ack_is_still_one_failed_message(
     [row] = [q for q in status["queues"] if q["queue"] == dlq]
     assert (row["failed"], row["messages"]) == (1, 2)
 
+    assert queue_depth(broker_url, dlq) == 0  # both copies ingested into one failed message
     dry = _cli("dlq", "replay", "-q", "object-shared", "--dry-run")
     assert "would replay 1, left 0 unselected" in dry.output
-    assert queue_depth(broker_url, dlq) == 2
     replayed = _cli("dlq", "replay", "-q", "object-shared")
     assert "replayed 1, left 0 unselected, merged 1 duplicate copies" in replayed.output
     assert queue_depth(broker_url, dlq) == 0
     with Connection(broker_url) as conn:
-        back = core.browse(conn, queue)
+        back = peek(conn, queue)
     assert [x.id for x in back] == [event_id]  # replayed once
+    status = orjson.loads(_cli("status", "--json").output)
+    [row] = [q for q in status["queues"] if q["queue"] == dlq]
+    assert (row["failed"], row["messages"]) == (0, 0)
