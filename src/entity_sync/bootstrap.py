@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass, field
 
 import structlog
+from flask import Flask
 from sqlalchemy.engine import Engine
 
 from entity_sync.config import Settings
@@ -17,6 +18,9 @@ from entity_sync.handlers.errors import ConfigurationError
 from entity_sync.handlers.sharing.service import SharingContext
 from entity_sync.handlers.soap.config import BillingSettings, CrmSettings
 from entity_sync.handlers.sync.service import SyncService
+from entity_sync.operations.console.app import Access, Console, create_app
+from entity_sync.operations.console.ingestor import Ingestor
+from entity_sync.operations.console.jobs import Jobs
 from entity_sync.operations.context import Operations
 from entity_sync.runtime.batch import BatchProcessor
 from entity_sync.runtime.bulk import BulkRunner
@@ -186,3 +190,39 @@ def _metrics(app: App, stack: contextlib.ExitStack) -> Metrics:
         ) from None
     stack.enter_context(server)
     return metrics
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def console_app(app: App, *, host: str, insecure_local: bool) -> tuple[Flask, Ingestor]:
+    """The console on this app: tokens checked, schema current, background ingestion."""
+    settings = app.settings
+    operator = settings.console_token.get_secret_value() if settings.console_token else None
+    reader = (
+        settings.console_readonly_token.get_secret_value()
+        if settings.console_readonly_token
+        else None
+    )
+    if not operator and not (insecure_local and host in LOOPBACK):
+        raise ConfigurationError(
+            "ENTITY_SYNC_CONSOLE_TOKEN is not set: the console needs a sign-in token "
+            "(or --insecure-local, on 127.0.0.1 only)",
+            reason="no_token",
+        )
+    for name, token in (("TOKEN", operator), ("READONLY_TOKEN", reader)):
+        if token is not None and len(token) < 16:
+            raise ConfigurationError(
+                f"ENTITY_SYNC_CONSOLE_{name} is too short: use 16 characters or more",
+                reason="weak_token",
+            )
+    app.upgrade_database()  # the console reads failed messages and history from the database
+
+    def acting(role: str) -> Operations:
+        return operations_for(app, actor=f"console:{role}", via="console")
+
+    access = Access(operator, reader, insecure_local=not operator)
+    console = Console(ops=acting, jobs=Jobs(), access=access)
+    flask_app = create_app(console, secure_cookie=settings.console_secure_cookie)
+    ingestor = Ingestor(acting("ingest"), settings.console_ingest_seconds)
+    return flask_app, ingestor

@@ -97,7 +97,7 @@ def replay(
     ops: Operations,
     flt: Filter,
     plan: Plan | None = None,
-    on_step: Callable[[int, int], None] | None = None,
+    on_step: Callable[[MoveResult], None] | None = None,
 ) -> MoveResult:
     """Publish the selected failed messages to their original queues (see the module doc)."""
     refresh(ops, flt.queues or ops.dlqs())
@@ -108,7 +108,7 @@ def purge(
     ops: Operations,
     flt: Filter,
     limit: int | None = None,
-    on_step: Callable[[int, int], None] | None = None,
+    on_step: Callable[[MoveResult], None] | None = None,
 ) -> MoveResult:
     """Mark the selected failed messages purged (kept for the history, never replayed)."""
     refresh(ops, flt.queues or ops.dlqs())

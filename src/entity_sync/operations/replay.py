@@ -59,7 +59,7 @@ class Mover:
         ops: Operations,
         action: str,
         flt: Filter,
-        on_step: Callable[[int, int], None] | None = None,
+        on_step: Callable[[MoveResult], None] | None = None,
     ) -> None:
         self.ops = ops
         self.action = action
@@ -87,6 +87,8 @@ class Mover:
                 selected=len(rows),
             ),
         )
+        if self.on_step is not None:
+            self.on_step(result)  # started: the history entry exists, nothing moved yet
         if plan.dry_run:
             self._record("finished")
             return result
@@ -134,7 +136,7 @@ class Mover:
             by=self.ops.actor,
         )
         if self.on_step is not None:
-            self.on_step(self.result.moved, self.result.matched)
+            self.on_step(self.result)
         if self.result.moved == 1 or time.monotonic() - self._last >= PROGRESS_EVERY:
             self._record("running")
 

@@ -105,8 +105,8 @@ def _move(ops: Operations, name: str, flt: core.Filter, replay: bool, plan: core
     ) as progress:
         task = progress.add_task(verb, total=None)
 
-        def step(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
+        def step(now: core.MoveResult) -> None:
+            progress.update(task, completed=now.moved, total=now.matched)
 
         if replay:
             result = core.replay(ops, flt, plan, on_step=step)

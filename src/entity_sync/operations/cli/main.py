@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from entity_sync.handlers.errors import EntitySyncError
-from entity_sync.operations.cli import demo, dlq, inspect, ops, publish, status, sync
+from entity_sync.operations.cli import console, demo, dlq, inspect, ops, publish, status, sync
 
 
 class Group(click.Group):
@@ -69,6 +69,7 @@ COMMANDS: tuple[click.Command, ...] = (
     inspect.settings_group,
     inspect.explain,
     demo.demo,
+    console.console,
 )
 for command in (*COMMANDS, _sandbox()):
     cli.add_command(command)
