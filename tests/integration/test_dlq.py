@@ -76,6 +76,49 @@ def _check_retried_then_dead(letter: DeadLetter, attempts: int) -> None:
     assert h["x-error-host"]
 
 
+def _check_reading_ingests(settings: Settings, admin_dlq: str, late: dict[str, Any]) -> None:
+    """list, show and export read the three dead letters, ingested, none redelivered."""
+    listed = _dlq("list", "-q", "entity-admin")
+    assert listed.exit_code == 0, listed.output
+    assert f"{admin_dlq}: 3 message(s)" in listed.output
+    # Reading ingested them: out of the broker's DLQ, into the store, none redelivered.
+    assert queue_depth(settings.broker_url, admin_dlq) == 0
+    assert len(_failed(settings.database_url, admin_dlq)) == 3
+    assert "unknown_entity/" in listed.output
+    assert "not_utf8/" in listed.output
+    assert "invalid_json/" in listed.output
+
+    shown = _dlq("show", "-q", "entity-admin", "--id", late["event_id"])
+    assert shown.exit_code == 0, shown.output
+    assert "header x-exception-type: RetryLater" in shown.output
+    assert '"target_entity": "t-late"' in shown.output
+
+    exported = _dlq("export", "-q", "entity-admin")
+    records = [orjson.loads(line) for line in exported.output.splitlines()]
+    assert len(records) == 3
+    assert {r["headers"]["x-error-type"] for r in records} == {
+        "unknown_entity",
+        "not_utf8",
+        "invalid_json",
+    }
+    assert any("body_base64" in r for r in records)  # not UTF-8, kept losslessly
+
+
+def _check_purge_and_history(database_url: str, admin_dlq: str) -> None:
+    refused = CliRunner().invoke(cli, ["dlq", "purge", "-q", "entity-admin"], input="n\n")
+    assert refused.exit_code == 1
+    assert len(_failed(database_url, admin_dlq)) == 2
+    purged = _dlq("purge", "-q", "entity-admin", "--yes")
+    assert "purged 2" in purged.output
+    assert _failed(database_url, admin_dlq) == []
+    assert f"{admin_dlq}: 0 message(s)" in _dlq("list", "-q", "entity-admin").output
+    # Every replay and purge, dry runs too, is in the history with who did it.
+    history = _dlq("history").output
+    assert history.count(getpass.getuser()) == 3, history
+    for action in ("replay", "purge"):
+        assert action in history
+
+
 @pytest.mark.integration
 @pytest.mark.usefixtures("rabbit_cleanup", "retry_cleanup")
 def test_retries_wait_in_delay_queues_then_dead_letter_and_replay_applies_them(
@@ -108,30 +151,7 @@ def test_retries_wait_in_delay_queues_then_dead_letter_and_replay_applies_them(
         assert deaths[0]["count"] == 2
         assert orjson.loads(retried.body) == late[1]  # the body untouched
 
-        listed = _dlq("list", "-q", "entity-admin")
-        assert listed.exit_code == 0, listed.output
-        assert f"{admin_dlq}: 3 message(s)" in listed.output
-        # Reading ingested them: out of the broker's DLQ, into the store, none redelivered.
-        assert queue_depth(broker_url, admin_dlq) == 0
-        assert len(_failed(database_url, admin_dlq)) == 3
-        assert "unknown_entity/" in listed.output
-        assert "not_utf8/" in listed.output
-        assert "invalid_json/" in listed.output
-
-        shown = _dlq("show", "-q", "entity-admin", "--id", late[1]["event_id"])
-        assert shown.exit_code == 0, shown.output
-        assert "header x-exception-type: RetryLater" in shown.output
-        assert '"target_entity": "t-late"' in shown.output
-
-        exported = _dlq("export", "-q", "entity-admin")
-        records = [orjson.loads(line) for line in exported.output.splitlines()]
-        assert len(records) == 3
-        assert {r["headers"]["x-error-type"] for r in records} == {
-            "unknown_entity",
-            "not_utf8",
-            "invalid_json",
-        }
-        assert any("body_base64" in r for r in records)  # not UTF-8, kept losslessly
+        _check_reading_ingests(settings, admin_dlq, late[1])
 
         dry = _dlq("replay", "-q", "entity-admin", "-g", "unknown_entity", "--dry-run")
         assert "would replay 1" in dry.output
@@ -147,18 +167,7 @@ def test_retries_wait_in_delay_queues_then_dead_letter_and_replay_applies_them(
         wait_for(lambda: processed(app) == before + 2, what="replayed connection applied")
         assert len(_failed(database_url, admin_dlq)) == 2  # only the two poison messages left
 
-        refused = CliRunner().invoke(cli, ["dlq", "purge", "-q", "entity-admin"], input="n\n")
-        assert refused.exit_code == 1
-        assert len(_failed(database_url, admin_dlq)) == 2
-        purged = _dlq("purge", "-q", "entity-admin", "--yes")
-        assert "purged 2" in purged.output
-        assert _failed(database_url, admin_dlq) == []
-        assert f"{admin_dlq}: 0 message(s)" in _dlq("list", "-q", "entity-admin").output
-        # Every replay and purge, dry runs too, is in the history with who did it.
-        history = _dlq("history").output
-        assert history.count(getpass.getuser()) == 3, history
-        for action in ("replay", "purge"):
-            assert action in history
+        _check_purge_and_history(database_url, admin_dlq)
         pub.close()
 
 

@@ -40,6 +40,23 @@ def _cli(*args: str) -> Any:
     return result
 
 
+def _check_one_failure_two_copies(dlq: str, event_id: str) -> None:
+    """list, show, export and status: one failed message, with its two broker copies."""
+    listed = _cli("dlq", "list", "-q", "object-shared")
+    assert f"{dlq}: 1 message(s) (1 duplicate copies merged)" in listed.output
+    assert "not_global_source/" in listed.output
+    shown = _cli("dlq", "show", "-q", "object-shared")
+    assert shown.output.count("--- ") == 1
+    assert f"id={event_id} " in shown.output
+    assert "copies=2" in shown.output
+    exported = _cli("dlq", "export", "-q", "object-shared")
+    records = [orjson.loads(line) for line in exported.output.splitlines()]
+    assert [(r["id"], r["copies"]) for r in records] == [(event_id, 2)]
+    status = orjson.loads(_cli("status", "--json").output)
+    [row] = [q for q in status["queues"] if q["queue"] == dlq]
+    assert (row["failed"], row["messages"]) == (1, 2)
+
+
 @pytest.mark.integration
 @pytest.mark.usefixtures("rabbit_cleanup")
 def test_a_crash_between_dead_letter_and_ack_is_still_one_failed_message(
@@ -81,19 +98,7 @@ def test_a_crash_between_dead_letter_and_ack_is_still_one_failed_message(
     )
     assert dead == 1.0  # the worker that died never counted its copy
 
-    listed = _cli("dlq", "list", "-q", "object-shared")
-    assert f"{dlq}: 1 message(s) (1 duplicate copies merged)" in listed.output
-    assert "not_global_source/" in listed.output
-    shown = _cli("dlq", "show", "-q", "object-shared")
-    assert shown.output.count("--- ") == 1
-    assert f"id={event_id} " in shown.output
-    assert "copies=2" in shown.output
-    exported = _cli("dlq", "export", "-q", "object-shared")
-    records = [orjson.loads(line) for line in exported.output.splitlines()]
-    assert [(r["id"], r["copies"]) for r in records] == [(event_id, 2)]
-    status = orjson.loads(_cli("status", "--json").output)
-    [row] = [q for q in status["queues"] if q["queue"] == dlq]
-    assert (row["failed"], row["messages"]) == (1, 2)
+    _check_one_failure_two_copies(dlq, event_id)
 
     assert queue_depth(broker_url, dlq) == 0  # both copies ingested into one failed message
     dry = _cli("dlq", "replay", "-q", "object-shared", "--dry-run")
