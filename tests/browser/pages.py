@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
@@ -26,8 +27,11 @@ def wait_text(
     seen: list[str] = []
 
     def check(d: webdriver.Chrome) -> bool:
-        found = d.find_elements(by, what)
-        text = found[0].text if found else "<absent>"
+        try:
+            found = d.find_elements(by, what)
+            text = found[0].text if found else "<absent>"
+        except StaleElementReferenceException:  # the page changed under us: look again
+            return False
         seen.append(text)
         return bool(ok(text)) if callable(ok) else text == ok
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 import requests
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser.conftest import OPERATOR_TOKEN, READER_TOKEN, XSS, Scene
 from tests.browser.pages import group_rows, shot, sign_in, wait_text
@@ -18,6 +20,7 @@ pytestmark = pytest.mark.browser
 def _open_group(driver: webdriver.Chrome, scene: Scene, error_type: str) -> None:
     driver.get(f"{scene.base}/failed")
     group_rows(driver)[error_type].find_element(By.CSS_SELECTOR, "a.open-group").click()
+    WebDriverWait(driver, 20).until(lambda d: "/failed/messages" in d.current_url)
     wait_text(driver, By.ID, "total", lambda t: t.isdigit())
 
 
@@ -103,6 +106,53 @@ def test_an_action_without_the_csrf_token_is_refused(
     assert refused.status_code == 403
     driver.get(scene.base + "/failed")
     wait_text(driver, By.ID, "total", "5")
+
+
+def test_filter_export_replay_selected_and_purge_with_a_typed_confirmation(
+    browser: webdriver.Chrome, scene: Scene
+) -> None:
+    driver = browser
+    sign_in(driver, scene.base, OPERATOR_TOKEN)
+    # Text in a body: only the message whose name is "Gadget".
+    driver.get(scene.base + "/failed/messages")
+    driver.find_element(By.NAME, "text").send_keys("gadget")
+    driver.find_element(By.CSS_SELECTOR, "#filters button").click()
+    wait_text(driver, By.ID, "total", "1")
+    [gadget] = driver.find_elements(By.CSS_SELECTOR, "input.pick")
+    assert gadget.get_attribute("value") == scene.rejected[2]
+
+    # Export exactly the filtered set as JSON lines (with the browser's session).
+    cookies = {c["name"]: c["value"] for c in driver.get_cookies()}
+    lines = requests.get(
+        f"{scene.base}/failed/export?group=not_global_source", cookies=cookies, timeout=10
+    ).text.splitlines()
+    assert sorted(orjson.loads(line)["id"] for line in lines) == sorted(scene.rejected)
+
+    # Replay the one selected message.
+    gadget.click()
+    driver.find_element(By.CSS_SELECTOR, "button[value=replay]").click()
+    wait_text(driver, By.ID, "count", "1")
+    driver.find_element(By.ID, "confirm-replay").click()
+    wait_text(driver, By.ID, "entry-status", "finished")
+    driver.get(scene.base + "/failed")
+    wait_text(driver, By.ID, "total", "4")
+
+    # Purge a group: a wrong confirmation changes nothing, the typed one purges.
+    driver.get(f"{scene.base}/failed/act?action=purge&group=invalid_json")
+    wait_text(driver, By.ID, "count", "2")
+    driver.find_element(By.ID, "confirm").send_keys("purge everything")
+    driver.find_element(By.ID, "confirm-purge").click()
+    assert "purge 2" in wait_text(driver, By.ID, "error", lambda t: "not_confirmed" in t)
+    driver.get(f"{scene.base}/failed/act?action=purge&group=invalid_json")
+    driver.find_element(By.ID, "confirm").send_keys("purge 2")
+    driver.find_element(By.ID, "confirm-purge").click()
+    wait_text(driver, By.ID, "entry-status", "finished")
+    driver.get(scene.base + "/failed")
+    wait_text(driver, By.ID, "total", "2")
+    driver.get(scene.base + "/failed?status=purged")
+    assert set(group_rows(driver)) == {"invalid_json"}  # kept, as purged
+    driver.get(scene.base + "/history")
+    wait_text(driver, By.ID, "entries", "2")
 
 
 def test_the_read_only_token_sees_everything_and_changes_nothing(

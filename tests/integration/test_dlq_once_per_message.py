@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 from kombu.connection import Connection
 
@@ -101,6 +102,14 @@ def test_a_crash_between_dead_letter_and_ack_is_still_one_failed_message(
     _check_one_failure_two_copies(dlq, event_id)
 
     assert queue_depth(broker_url, dlq) == 0  # both copies ingested into one failed message
+    # The DLQ depth that dashboards and the alert read still counts them.
+    engine = sa.create_engine(database_url)
+    with Metrics(engine=engine, settings=settings, process_metrics=False) as scraped:
+        depth = scraped.registry.get_sample_value(
+            "entity_sync_queue_messages", {"queue": dlq, "kind": "dlq"}
+        )
+    engine.dispose()
+    assert depth == 2.0
     dry = _cli("dlq", "replay", "-q", "object-shared", "--dry-run")
     assert "would replay 1, left 0 unselected" in dry.output
     replayed = _cli("dlq", "replay", "-q", "object-shared")

@@ -70,7 +70,8 @@ def create_app(console: Console, *, secure_cookie: bool = False) -> Flask:
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=secrets.token_bytes(32),  # per process: a restart signs everyone out
-        SESSION_COOKIE_NAME="entity_sync_console",
+        # __Host-: only over HTTPS, only this host, path / (browsers enforce the prefix).
+        SESSION_COOKIE_NAME=("__Host-" if secure_cookie else "") + "entity_sync_console",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
         SESSION_COOKIE_SECURE=secure_cookie,
