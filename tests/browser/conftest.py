@@ -10,6 +10,7 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,13 @@ def scene(broker_url: str, database_url: str, prefix: str, rabbit_cleanup: None)
     )
     rejected, xss_id = _dead_letters(settings, broker_url)
     # The worker is stopped: replayed messages wait in their input queue, where tests see them.
+    with console_at(settings) as base:
+        yield Scene(settings, base, rejected, xss_id)
+
+
+@contextmanager
+def console_at(settings: Settings) -> Iterator[str]:
+    """`entity-sync console` on a free port, in this process; yields its base URL."""
     app = build(settings)
     flask_app, ingestor = console_app(app, host="127.0.0.1", insecure_local=False)
     server: Any = create_server(flask_app, host="127.0.0.1", port=0, threads=4, ident="")
@@ -116,7 +124,7 @@ def scene(broker_url: str, database_url: str, prefix: str, rabbit_cleanup: None)
     thread.start()
     ingestor.start()
     try:
-        yield Scene(settings, f"http://127.0.0.1:{server.effective_port}", rejected, xss_id)
+        yield f"http://127.0.0.1:{server.effective_port}"
     finally:
         ingestor.stop()
         server.close()

@@ -184,5 +184,3 @@ def test_why_and_now_pages(browser: webdriver.Chrome, scene: Scene) -> None:
     row = f"tr[data-queue='{dlq}'] td.messages"
     wait_text(driver, By.CSS_SELECTOR, row, "5")  # ingested failures still count
     shot(driver, "now")
-    driver.get(f"{scene.base}/sync")
-    shot(driver, "sync")
