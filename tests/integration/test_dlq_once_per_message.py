@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from kombu.connection import Connection
 
 from entity_sync.bootstrap import build
+from entity_sync.config import Settings
 from entity_sync.operations.cli.main import cli
 from entity_sync.operations.letters import peek
 from entity_sync.runtime.consumer import Worker
@@ -39,6 +40,18 @@ def _cli(*args: str) -> Any:
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result
+
+
+def _scraped_depth(settings: Settings, dlq: str) -> float | None:
+    """The DLQ's `entity_sync_queue_messages`, as a worker's /metrics shows it."""
+    engine = sa.create_engine(settings.database_url)
+    try:
+        with Metrics(engine=engine, settings=settings, process_metrics=False) as scraped:
+            return scraped.registry.get_sample_value(
+                "entity_sync_queue_messages", {"queue": dlq, "kind": "dlq"}
+            )
+    finally:
+        engine.dispose()
 
 
 def _check_one_failure_two_copies(dlq: str, event_id: str) -> None:
@@ -102,14 +115,7 @@ def test_a_crash_between_dead_letter_and_ack_is_still_one_failed_message(
     _check_one_failure_two_copies(dlq, event_id)
 
     assert queue_depth(broker_url, dlq) == 0  # both copies ingested into one failed message
-    # The DLQ depth that dashboards and the alert read still counts them.
-    engine = sa.create_engine(database_url)
-    with Metrics(engine=engine, settings=settings, process_metrics=False) as scraped:
-        depth = scraped.registry.get_sample_value(
-            "entity_sync_queue_messages", {"queue": dlq, "kind": "dlq"}
-        )
-    engine.dispose()
-    assert depth == 2.0
+    assert _scraped_depth(settings, dlq) == 2.0  # what dashboards and the alert read
     dry = _cli("dlq", "replay", "-q", "object-shared", "--dry-run")
     assert "would replay 1, left 0 unselected" in dry.output
     replayed = _cli("dlq", "replay", "-q", "object-shared")
