@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import structlog
 from flask import Flask
 from sqlalchemy.engine import Engine
+from waitress import create_server
 
 from entity_sync.config import Settings
 from entity_sync.handlers.errors import ConfigurationError
@@ -226,3 +227,30 @@ def console_app(app: App, *, host: str, insecure_local: bool) -> tuple[Flask, In
     flask_app = create_app(console, secure_cookie=settings.console_secure_cookie)
     ingestor = Ingestor(acting("ingest"), settings.console_ingest_seconds)
     return flask_app, ingestor
+
+
+def serve_console(app: App, *, host: str, port: int, insecure_local: bool) -> None:
+    """`entity-sync console`: serve until SIGTERM or SIGINT, then stop ingesting and exit."""
+    flask_app, ingestor = console_app(app, host=host, insecure_local=insecure_local)
+    try:
+        server = create_server(flask_app, host=host, port=port, threads=8, ident="")
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}", reason="listen_failed"
+        ) from None
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt  # ends server.run() on the main thread
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    ingestor.start()
+    log.info("console listening", url=f"http://{host}:{port}/")
+    try:
+        server.run()  # returns on KeyboardInterrupt (waitress catches it)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        log.info("console stopping")
+        server.close()
+        ingestor.stop()

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import click
-import structlog
-from waitress import create_server
 
-from entity_sync.bootstrap import console_app
+from entity_sync.bootstrap import serve_console
 from entity_sync.operations.cli.common import app_context
-
-log = structlog.get_logger("entity_sync.console")
 
 
 @click.command()
@@ -28,17 +24,4 @@ def console(host: str, port: int, insecure_local: bool) -> None:
     Sign-in with ENTITY_SYNC_CONSOLE_TOKEN (operator) or ENTITY_SYNC_CONSOLE_READONLY_TOKEN.
     """
     with app_context() as app:
-        flask_app, ingestor = console_app(app, host=host, insecure_local=insecure_local)
-        try:
-            server = create_server(flask_app, host=host, port=port, threads=8, ident="")
-        except OSError as exc:
-            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-        ingestor.start()
-        click.echo(f"entity-sync console on http://{host}:{port}/ (Ctrl-C to stop)", err=True)
-        try:
-            server.run()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.close()
-            ingestor.stop()
+        serve_console(app, host=host, port=port, insecure_local=insecure_local)
