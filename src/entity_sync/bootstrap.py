@@ -19,7 +19,7 @@ from entity_sync.handlers.errors import ConfigurationError
 from entity_sync.handlers.sharing.service import SharingContext
 from entity_sync.handlers.soap.config import BillingSettings, CrmSettings
 from entity_sync.handlers.sync.service import SyncService
-from entity_sync.operations.console.app import Access, Console, create_app
+from entity_sync.operations.console.app import Access, Console, console_of, create_app
 from entity_sync.operations.console.ingestor import Ingestor
 from entity_sync.operations.console.jobs import Jobs
 from entity_sync.operations.context import Operations
@@ -253,4 +253,5 @@ def serve_console(app: App, *, host: str, port: int, insecure_local: bool) -> No
     finally:
         log.info("console stopping")
         server.close()
+        console_of(flask_app).jobs.stop(timeout=30)
         ingestor.stop()

@@ -10,10 +10,14 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 
+from entity_sync.config import Settings
 from entity_sync.operations.cli.main import cli
 from entity_sync.operations.console.app import OPERATOR, READER, Access
+from entity_sync.operations.context import Operations
 from entity_sync.operations.ingest import row_of
 from entity_sync.operations.letters import DeadLetter, from_row, replayed_message
+from entity_sync.operations.replay import Mover, Plan
+from entity_sync.runtime.topology import Names
 from entity_sync.store import audit, failed, migrate
 from entity_sync.store.engine import create_engine
 
@@ -115,6 +119,19 @@ def test_history_records_progress_and_the_end(engine: Engine) -> None:
     [last] = audit.recent(engine)
     assert (last["actor"], last["done"], last["status"]) == ("alice", 2, "finished")
     assert last["finished_at"] is not None
+
+
+def test_a_purge_asked_to_stop_stops_between_messages(engine: Engine, tmp_path: Path) -> None:
+    _ingest(engine, _letter("m1", "boom"), _letter("m2", "boom"))
+    settings = Settings(data_dir=tmp_path, prefix="es")
+    ops = Operations(settings, engine, Names("es"), actor="alice", via="cli")
+    asked = iter([False, True])  # the second message finds the stop asked
+    result = Mover(ops, "purge", failed.Filter()).run(Plan(cancel=lambda: next(asked)))
+    assert (result.status, result.moved, result.matched) == ("stopped", 1, 2)
+    assert "shut down" in result.note
+    assert failed.count(engine, failed.Filter()) == 1
+    [entry] = audit.recent(engine)
+    assert (entry["status"], entry["done"]) == ("stopped", 1)
 
 
 def test_tokens_give_roles_and_nothing_else() -> None:

@@ -107,12 +107,15 @@ def replay(
 def purge(
     ops: Operations,
     flt: Filter,
-    limit: int | None = None,
+    plan: Plan | None = None,
     on_step: Callable[[MoveResult], None] | None = None,
 ) -> MoveResult:
-    """Mark the selected failed messages purged (kept for the history, never replayed)."""
+    """Mark the selected failed messages purged (kept for the history, never replayed).
+
+    Of the plan, only `limit` and `cancel` apply."""
     refresh(ops, flt.queues or ops.dlqs())
-    return Mover(ops, "purge", flt, on_step).run(Plan(limit=limit))
+    plan = plan or Plan()
+    return Mover(ops, "purge", flt, on_step).run(Plan(limit=plan.limit, cancel=plan.cancel))
 
 
 def history(ops: Operations, limit: int = 50) -> list[dict[str, Any]]:

@@ -39,6 +39,7 @@ class Plan:
     limit: int | None = None
     rate: float | None = None  # messages per second
     canary: Canary | None = None
+    cancel: Callable[[], bool] | None = None  # true: stop between two messages
 
 
 @dataclass
@@ -93,16 +94,18 @@ class Mover:
             self._record("finished")
             return result
         try:
-            self._move([from_row(r) for r in rows], plan.rate, plan.canary)
+            self._move([from_row(r) for r in rows], plan)
         except BaseException as exc:
             self._record("failed", f"{type(exc).__name__}: {str(exc)[:200]}")
             raise
         self._record(result.status, result.note or None)
         return result
 
-    def _move(self, letters: list[DeadLetter], rate: float | None, canary: Canary | None) -> None:
+    def _move(self, letters: list[DeadLetter], plan: Plan) -> None:
         if self.action == "purge":
             for letter in letters:
+                if self._cancelled(plan):
+                    return
                 self._done(letter, None)
             return
         with self.ops.broker(retries=3) as conn:
@@ -110,16 +113,25 @@ class Mover:
             conn_user = getattr(conn, "userid", None) if is_rabbitmq(conn) else None
             try:
                 for i, letter in enumerate(letters):
+                    if self._cancelled(plan):
+                        return
                     # The broker confirmed the copy before the row is marked replayed.
                     publisher.publish_many([replayed_message(letter, self.ops.actor, conn_user)])
                     self._done(letter, letter.original_queue)
-                    first_of_many = i == 0 and len(letters) > 1
-                    if first_of_many and canary and not self._canary_ok(conn, letter, canary):
+                    canary = plan.canary if i == 0 and len(letters) > 1 else None
+                    if canary and not self._canary_ok(conn, letter, canary):
                         return
-                    if rate:
-                        time.sleep(1.0 / rate)  # pacing the replay, not synchronisation
+                    if plan.rate:
+                        time.sleep(1.0 / plan.rate)  # pacing the replay, not synchronisation
             finally:
                 publisher.close()
+
+    def _cancelled(self, plan: Plan) -> bool:
+        """Asked to stop (the console shutting down): stop between two messages."""
+        if plan.cancel is not None and plan.cancel():
+            self._stop("stopped before the end: the console was shut down")
+            return True
+        return False
 
     def _done(self, letter: DeadLetter, to: str | None) -> None:
         status = "replayed" if to else "purged"

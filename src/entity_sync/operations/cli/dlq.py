@@ -111,7 +111,7 @@ def _move(ops: Operations, name: str, flt: core.Filter, replay: bool, plan: core
         if replay:
             result = core.replay(ops, flt, plan, on_step=step)
         else:
-            result = core.purge(ops, flt, plan.limit, on_step=step)
+            result = core.purge(ops, flt, plan, on_step=step)
     action = f"would {verb}" if plan.dry_run else ("replayed" if replay else "purged")
     merged = (
         f", merged {result.merged} duplicate copies" if result.merged and not plan.dry_run else ""

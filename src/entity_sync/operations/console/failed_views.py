@@ -118,6 +118,7 @@ def replay() -> Any:
         limit=limit if limit and limit > 0 else None,
         rate=rate,
         canary=canary if request.form.get("canary") else None,
+        cancel=console.jobs.stopping.is_set,
     )
     entry = console.jobs.start(lambda step: core.replay(ops, flt, plan, step))
     return redirect(url_for("other.entry", entry_id=entry))
@@ -135,5 +136,6 @@ def purge() -> Any:
         raise core.DlqError(
             f"type “purge {count}” to purge these {count} messages", reason="not_confirmed"
         )
-    entry = console.jobs.start(lambda step: core.purge(ops, flt, None, step))
+    plan = core.Plan(cancel=console.jobs.stopping.is_set)
+    entry = console.jobs.start(lambda step: core.purge(ops, flt, plan, step))
     return redirect(url_for("other.entry", entry_id=entry))

@@ -19,6 +19,7 @@ class Jobs:
     def __init__(self, start_timeout: float = 30.0) -> None:
         self.start_timeout = start_timeout
         self._threads: list[threading.Thread] = []
+        self.stopping = threading.Event()  # set at shutdown: actions stop between messages
 
     def start(self, action: Action) -> int:
         """Run `action(on_step)` in a thread; returns its history id once it has one."""
@@ -49,6 +50,8 @@ class Jobs:
             raise TimeoutError("the action did not start in time")
         return int(str(box["id"]))
 
-    def wait_all(self, timeout: float) -> None:
+    def stop(self, timeout: float) -> None:
+        """Ask running actions to stop between two messages, and wait for them."""
+        self.stopping.set()
         for thread in self._threads:
             thread.join(timeout)
