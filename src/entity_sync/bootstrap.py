@@ -19,7 +19,8 @@ from entity_sync.handlers.errors import ConfigurationError
 from entity_sync.handlers.sharing.service import SharingContext
 from entity_sync.handlers.soap.config import BillingSettings, CrmSettings
 from entity_sync.handlers.sync.service import SyncService
-from entity_sync.operations.console.app import Access, Console, console_of, create_app
+from entity_sync.operations.console.access import Access, Console, console_of
+from entity_sync.operations.console.app import create_app
 from entity_sync.operations.console.ingestor import Ingestor
 from entity_sync.operations.console.jobs import Jobs
 from entity_sync.operations.context import Operations

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from entity_sync.config import Settings
 from entity_sync.operations.cli.main import cli
-from entity_sync.operations.console.app import OPERATOR, READER, Access
+from entity_sync.operations.console.access import OPERATOR, READER, Access
 from entity_sync.operations.context import Operations
 from entity_sync.operations.ingest import row_of
 from entity_sync.operations.letters import DeadLetter, from_row, replayed_message

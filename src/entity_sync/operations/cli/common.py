@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import click
+import orjson
 import sqlalchemy as sa
 from kombu.connection import Connection
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -83,6 +84,4 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
 
 
 def echo_json(value: Any) -> None:
-    import orjson
-
     click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode())

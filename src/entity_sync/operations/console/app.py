@@ -9,64 +9,27 @@ only the console's own files, and no token in any page or log line.
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import wraps
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import structlog
-from flask import Flask, Response, abort, g, redirect, render_template, request, session, url_for
+from flask import Flask, Response, g, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from entity_sync.handlers.errors import EntitySyncError
-from entity_sync.operations.console.jobs import Jobs
-from entity_sync.operations.context import Operations
+from entity_sync.operations.console import failed_views, other_views
+from entity_sync.operations.console.access import OPERATOR, READER, Access, Console
 
 log = structlog.get_logger("entity_sync.console")
-F = TypeVar("F", bound=Callable[..., Any])
 
-OPERATOR = "operator"
-READER = "reader"
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 
 
-@dataclass(frozen=True)
-class Access:
-    """Who may sign in: the operator token, the read-only token, or anyone (insecure-local)."""
-
-    operator_token: str | None
-    reader_token: str | None
-    insecure_local: bool = False
-
-    def role_of(self, token: str) -> str | None:
-        given = token.encode()
-        for role, expected in ((OPERATOR, self.operator_token), (READER, self.reader_token)):
-            if expected and hmac.compare_digest(given, expected.encode()):
-                return role
-        return None
-
-
-@dataclass(frozen=True)
-class Console:
-    """What the views need: the operations layer for a role, the jobs, the settings."""
-
-    ops: Callable[[str], Operations]  # role -> operations acting as that role
-    jobs: Jobs
-    access: Access
-
-    def for_request(self) -> Operations:
-        return self.ops(str(g.role))
-
-
 def create_app(console: Console, *, secure_cookie: bool = False) -> Flask:
-    from entity_sync.operations.console import failed_views, other_views
-
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=secrets.token_bytes(32),  # per process: a restart signs everyone out
@@ -93,10 +56,6 @@ def _when(value: object) -> str:
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return "" if value is None else str(value)
-
-
-def console_of(app: Flask) -> Console:
-    return cast(Console, app.extensions["entity_sync_console"])
 
 
 def _auth(app: Flask, access: Access) -> None:
@@ -159,16 +118,3 @@ def _hardening(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
         return render_template("error.html", message=f"{exc.code}: {exc.description}"), exc.code
-
-
-def operator_only(view: F) -> F:
-    """A view that changes something: refused (403) to the read-only role."""
-
-    @wraps(view)
-    def guarded(*args: Any, **kwargs: Any) -> Any:
-        if g.get("role") != OPERATOR:
-            log.warning("console action refused", role=g.get("role"), path=request.path)
-            abort(403, "The read-only token cannot change anything.")
-        return view(*args, **kwargs)
-
-    return cast(F, guarded)

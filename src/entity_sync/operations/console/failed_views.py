@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 
 from entity_sync.operations import dlq as core
 from entity_sync.operations.console import filters
-from entity_sync.operations.console.app import console_of, operator_only
+from entity_sync.operations.console.access import console_of, operator_only
 
 bp = Blueprint("failed", __name__)
 PAGE = 50

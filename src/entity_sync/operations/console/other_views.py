@@ -20,7 +20,7 @@ from entity_sync.handlers.errors import InvalidMessage
 from entity_sync.operations import dlq as core
 from entity_sync.operations import status as now_
 from entity_sync.operations import sync as syncs
-from entity_sync.operations.console.app import console_of, operator_only
+from entity_sync.operations.console.access import console_of, operator_only
 from entity_sync.operations.explain import explain
 
 bp = Blueprint("other", __name__)
