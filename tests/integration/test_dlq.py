@@ -14,7 +14,10 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from kombu.connection import Connection
 
+from entity_sync.bootstrap import build, operations_for
 from entity_sync.config import Settings
+from entity_sync.operations import dlq as dlq_ops
+from entity_sync.operations import status
 from entity_sync.operations.cli.main import cli
 from entity_sync.operations.letters import DeadLetter, peek
 from entity_sync.runtime.retry import delay_queues
@@ -236,3 +239,18 @@ def test_embedded_broker_delays_retries_and_replays(
         assert "replayed 1" in replayed.output, replayed.output
         wait_for(lambda: processed(app) == before + 2, what="replay applied")
         assert dead() == []
+
+
+@pytest.mark.embedded
+def test_reading_often_on_the_embedded_broker_holds_no_connections(embedded_dir: Path) -> None:
+    """A console on the embedded broker reads on every page: each read gives back its
+    channel's database connection (kombu's SQLAlchemy transport pools 15 at most)."""
+    app = build(settings_for("es-reads", "", "", data_dir=embedded_dir))
+    app.upgrade_database()
+    ops = operations_for(app, actor="test", via="cli")
+    try:
+        for _ in range(40):
+            assert [s.count for s in dlq_ops.summaries(ops, None)] == [0, 0, 0]
+            assert "queues" in status.report(ops, sessions=1)
+    finally:
+        app.close()

@@ -11,6 +11,7 @@ import contextlib
 import getpass
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from kombu.connection import Connection
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -29,6 +30,18 @@ class Unavailable(EntitySyncError):
 
 class DlqError(EntitySyncError):
     reason = "dlq"
+
+
+def close_channel(channel: Any) -> None:
+    """Close a channel, and on the embedded broker its database session too: kombu's SQLAlchemy
+    transport keeps one per channel, holding a pooled connection until garbage collection, so a
+    console on the embedded broker would run out of connections after a few pages."""
+    with contextlib.suppress(Exception):
+        channel.close()  # returns unacked messages first, through the session
+    session = getattr(channel, "_session", None)
+    if session is not None:
+        with contextlib.suppress(Exception):
+            session.close()
 
 
 def os_user() -> str:
@@ -66,6 +79,8 @@ class Operations:
                 declare(conn, self.names)  # the embedded broker knows queues only once declared
             yield conn
         finally:
+            if not is_rabbitmq(conn) and conn._default_channel is not None:
+                close_channel(conn._default_channel)
             conn.release()
 
     def ensure_schema(self) -> None:

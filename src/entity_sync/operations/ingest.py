@@ -13,7 +13,6 @@ A crash in between leaves the messages in the DLQ; ingesting them again finds th
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,7 @@ from kombu.connection import Connection
 from kombu.entity import Queue
 from sqlalchemy.engine import Engine
 
-from entity_sync.operations.context import DlqError
+from entity_sync.operations.context import DlqError, close_channel
 from entity_sync.operations.letters import DeadLetter, from_message
 from entity_sync.store import failed
 
@@ -104,5 +103,4 @@ def ingest(conn: Connection, engine: Engine, queue: str) -> Ingested:
             log.debug("dlq ingested", queue=queue, messages=taken)
         return Ingested(queue, taken)
     finally:
-        with contextlib.suppress(Exception):
-            channel.close()
+        close_channel(channel)

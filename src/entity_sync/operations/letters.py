@@ -7,7 +7,6 @@ Pure: no broker, no database. Built from a broker message (ingestion, `peek`) or
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
 import hashlib
 import re
@@ -19,6 +18,7 @@ import orjson
 from kombu.connection import Connection
 from kombu.entity import Queue
 
+from entity_sync.operations.context import close_channel
 from entity_sync.runtime.broker import OutMessage
 from entity_sync.runtime.deadletter import FAILURE_HEADERS
 
@@ -209,5 +209,4 @@ def peek(conn: Connection, queue: str, limit: int | None = None) -> list[DeadLet
             out.append(from_message(queue, message))
         return out
     finally:
-        with contextlib.suppress(Exception):
-            channel.close()
+        close_channel(channel)
