@@ -172,7 +172,11 @@ def failed_since(engine: Engine, queue: str, message_id: str, since: dt.datetime
 
 
 def was_processed(engine: Engine, event_id: str) -> bool:
-    """The worker applied this event (its id is in the dedupe table)."""
-    stmt = sa.select(t.processed_events.c.event_id).where(t.processed_events.c.event_id == event_id)
+    """The worker applied this message: its event id is in the dedupe table, or (a sync
+    request) its session was saved."""
+    done = sa.union_all(
+        sa.select(t.processed_events.c.event_id).where(t.processed_events.c.event_id == event_id),
+        sa.select(t.sync_sessions.c.request_id).where(t.sync_sessions.c.request_id == event_id),
+    )
     with engine.connect() as conn:
-        return conn.execute(stmt).first() is not None
+        return conn.execute(done).first() is not None
