@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     sync_concurrency: int = Field(4, ge=1, le=32, description="Ids of one request in parallel.")
     sync_retention_days: float = Field(7.0, gt=0, description="How long sessions are kept.")
     sync_lock_ttl_seconds: float = Field(900.0, gt=0, description="Lock of a crashed sync.")
+    failed_retention_days: float = Field(
+        15.0, gt=0, description="How long replayed and purged failed messages are kept."
+    )
     console_token: SecretStr | None = Field(
         None, description="Sign-in token of the console's operators (may replay and purge)."
     )

@@ -79,6 +79,16 @@ def test_a_copy_counts_once_and_a_failure_after_a_replay_reopens(engine: Engine)
     assert row["resolved_by"] is None
 
 
+def test_resolved_messages_are_forgotten_after_the_retention_open_ones_never(
+    engine: Engine,
+) -> None:
+    _ingest(engine, _letter("m1", "boom"), _letter("m2", "boom"))
+    failed.resolve(engine, [("es.object-shared.dlq", "m1")], "purged", "alice")
+    assert failed.prune(engine, dt.datetime.now(dt.UTC) - dt.timedelta(days=1)) == 0
+    assert failed.prune(engine, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)) == 1
+    assert _ids(engine, failed.Filter(status="")) == ["m2"]
+
+
 def test_filters_match_group_text_ids_and_time(engine: Engine) -> None:
     _ingest(engine, _letter("m1", "alpha 1"), _letter("m2", "beta"), _letter("m3", "alpha 2"))
     group = _letter("x", "alpha 3").group

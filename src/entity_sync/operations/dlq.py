@@ -42,10 +42,14 @@ class Summary:
 
 
 def refresh(ops: Operations, queues: Iterable[str]) -> list[Ingested]:
-    """Ingest these DLQs now (every read calls this first)."""
+    """Ingest these DLQs now (every read calls this first), and forget messages resolved more
+    than ENTITY_SYNC_FAILED_RETENTION_DAYS ago."""
     ops.ensure_schema()
     with ops.broker() as conn:
-        return [ingest(conn, ops.engine, q) for q in queues]
+        ingested = [ingest(conn, ops.engine, q) for q in queues]
+    keep = dt.timedelta(days=ops.settings.failed_retention_days)
+    failed.prune(ops.engine, dt.datetime.now(dt.UTC) - keep)
+    return ingested
 
 
 def summaries(ops: Operations, queue: str | None) -> list[Summary]:

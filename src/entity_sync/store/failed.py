@@ -160,6 +160,15 @@ def resolve(engine: Engine, keys: Iterable[tuple[str, str]], status: str, by: st
     return done
 
 
+def prune(engine: Engine, resolved_before: dt.datetime) -> int:
+    """Forget replayed and purged messages resolved before then; open ones stay until resolved.
+    Their history entries stay (operation_history keeps the message ids)."""
+    with engine.begin() as conn:
+        return conn.execute(
+            F.delete().where(F.c.status != OPEN, F.c.resolved_at < resolved_before)
+        ).rowcount
+
+
 def failed_since(engine: Engine, queue: str, message_id: str, since: dt.datetime) -> bool:
     stmt = sa.select(F.c.status).where(
         F.c.queue == queue,
