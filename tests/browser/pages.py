@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from selenium import webdriver
@@ -10,7 +11,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+# Every run takes the screenshots into build/ (ignored by git); to refresh the ones the README
+# shows: ENTITY_SYNC_SCREENSHOTS=docs/console ./scripts/test tests/browser
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / os.environ.get("ENTITY_SYNC_SCREENSHOTS", "build/console-screenshots")
 
 
 def sign_in(driver: webdriver.Chrome, base: str, token: str) -> None:

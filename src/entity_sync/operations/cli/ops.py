@@ -33,7 +33,7 @@ def run(until_idle: float | None) -> None:
 
 @click.group()
 def topology() -> None:
-    """Exchanges and queues of DESIGN.md §2."""
+    """Exchanges and queues of the topology (docs/design.md §2)."""
 
 
 @topology.command("declare")

@@ -15,7 +15,10 @@ from entity_sync.operations.cli.sync_tables import history_table, results_table
 
 @click.group()
 def sync() -> None:
-    """Sync billing accounts (or those of CRM accounts) or products into the CRM (DESIGN.md §5)."""
+    """Sync billing accounts (or those of CRM accounts) or products into the CRM.
+
+    See docs/design.md §5.
+    """
 
 
 def _submit(
