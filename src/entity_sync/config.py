@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -85,6 +85,27 @@ class Settings(BaseSettings):
     sync_concurrency: int = Field(4, ge=1, le=32, description="Ids of one request in parallel.")
     sync_retention_days: float = Field(7.0, gt=0, description="How long sessions are kept.")
     sync_lock_ttl_seconds: float = Field(900.0, gt=0, description="Lock of a crashed sync.")
+    failed_retention_days: float = Field(
+        15.0, gt=0, description="How long replayed and purged failed messages are kept."
+    )
+    console_token: SecretStr | None = Field(
+        None, description="Sign-in token of the console's operators (may replay and purge)."
+    )
+    console_readonly_token: SecretStr | None = Field(
+        None, description="Sign-in token that sees everything in the console and changes nothing."
+    )
+    console_ingest_seconds: float = Field(
+        10.0, gt=0, le=3600, description="How often the console ingests the DLQs."
+    )
+    console_replay_rate: float = Field(
+        50.0, gt=0, le=10_000, description="Default replay rate of the console, per second."
+    )
+    console_canary_seconds: float = Field(
+        30.0, gt=0, le=3600, description="How long a canary replay waits for its outcome."
+    )
+    console_secure_cookie: bool = Field(
+        False, description="Mark the session cookie Secure (set it when served over HTTPS)."
+    )
 
     @field_validator("broker_url")
     @classmethod

@@ -109,7 +109,7 @@ class Plan:
 def plan(events: int, seed: int) -> Plan:
     """`events` object-shared events: creates, later version-2 changes, poison mixed in.
 
-    The model (rules 3 and 6, DESIGN.md §4): a target copy ends at the highest version of its
+    The model (rules 3 and 6, docs/design.md §4): a target copy ends at the highest version of its
     product; `sku` is source-controlled by default and `name` never changes, so the copy's data
     is the final version's whatever order versions arrive in.
     """

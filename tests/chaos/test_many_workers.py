@@ -112,9 +112,9 @@ def tree_plan(trees: int, seed: int) -> TreePlan:
         for kind, object_id, parent in objects:
             early += [_object(kind, object_id, parent, v, k) for v in (1, 2)]
             late.append(_object(kind, object_id, parent, 3, k))
-            # The model (DESIGN.md §4): every target ends at version 3; after the control change
-            # `description` and `prices` are source-controlled, and every version 3 is applied
-            # after it; prices only in the target's active currencies (rule 8).
+            # The model (docs/design.md §4): every target ends at version 3; after the control
+            # change `description` and `prices` are source-controlled, and every version 3 is
+            # applied after it; prices only in the target's active currencies (rule 8).
             for target, active in FINAL_CURRENCIES.items():
                 want: dict[str, Any] = {"name": object_id, "description": "d3"}
                 if kind == "product":

@@ -7,12 +7,14 @@ from typing import Any
 
 import orjson
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 from kombu.connection import Connection
 
 from entity_sync.bootstrap import build
-from entity_sync.operations import dlq as core
+from entity_sync.config import Settings
 from entity_sync.operations.cli.main import cli
+from entity_sync.operations.letters import peek
 from entity_sync.runtime.consumer import Worker
 from entity_sync.runtime.delivery import Delivery
 from entity_sync.runtime.metrics import Metrics
@@ -39,6 +41,35 @@ def _cli(*args: str) -> Any:
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result
+
+
+def _scraped_depth(settings: Settings, dlq: str) -> float | None:
+    """The DLQ's `entity_sync_queue_messages`, as a worker's /metrics shows it."""
+    engine = sa.create_engine(settings.database_url)
+    try:
+        with Metrics(engine=engine, settings=settings, process_metrics=False) as scraped:
+            return scraped.registry.get_sample_value(
+                "entity_sync_queue_messages", {"queue": dlq, "kind": "dlq"}
+            )
+    finally:
+        engine.dispose()
+
+
+def _check_one_failure_two_copies(dlq: str, event_id: str) -> None:
+    """list, show, export and status: one failed message, with its two broker copies."""
+    listed = _cli("dlq", "list", "-q", "object-shared")
+    assert f"{dlq}: 1 message(s) (1 duplicate copies merged)" in listed.output
+    assert "not_global_source/" in listed.output
+    shown = _cli("dlq", "show", "-q", "object-shared")
+    assert shown.output.count("--- ") == 1
+    assert f"id={event_id} " in shown.output
+    assert "copies=2" in shown.output
+    exported = _cli("dlq", "export", "-q", "object-shared")
+    records = [orjson.loads(line) for line in exported.output.splitlines()]
+    assert [(r["id"], r["copies"]) for r in records] == [(event_id, 2)]
+    status = orjson.loads(_cli("status", "--json").output)
+    [row] = [q for q in status["queues"] if q["queue"] == dlq]
+    assert (row["failed"], row["messages"]) == (1, 2)
 
 
 @pytest.mark.integration
@@ -80,26 +111,18 @@ def test_a_crash_between_dead_letter_and_ack_is_still_one_failed_message(
     )
     assert dead == 1.0  # the worker that died never counted its copy
 
-    listed = _cli("dlq", "list", "-q", "object-shared")
-    assert f"{dlq}: 1 message(s) (1 duplicate copies merged)" in listed.output
-    assert "not_global_source/" in listed.output
-    shown = _cli("dlq", "show", "-q", "object-shared")
-    assert shown.output.count("--- ") == 1
-    assert f"id={event_id} " in shown.output
-    assert "copies=2" in shown.output
-    exported = _cli("dlq", "export", "-q", "object-shared")
-    records = [orjson.loads(line) for line in exported.output.splitlines()]
-    assert [(r["id"], r["copies"]) for r in records] == [(event_id, 2)]
-    status = orjson.loads(_cli("status", "--json").output)
-    [row] = [q for q in status["queues"] if q["queue"] == dlq]
-    assert (row["failed"], row["messages"]) == (1, 2)
+    _check_one_failure_two_copies(dlq, event_id)
 
+    assert queue_depth(broker_url, dlq) == 0  # both copies ingested into one failed message
+    assert _scraped_depth(settings, dlq) == 2.0  # what dashboards and the alert read
     dry = _cli("dlq", "replay", "-q", "object-shared", "--dry-run")
     assert "would replay 1, left 0 unselected" in dry.output
-    assert queue_depth(broker_url, dlq) == 2
     replayed = _cli("dlq", "replay", "-q", "object-shared")
     assert "replayed 1, left 0 unselected, merged 1 duplicate copies" in replayed.output
     assert queue_depth(broker_url, dlq) == 0
     with Connection(broker_url) as conn:
-        back = core.browse(conn, queue)
+        back = peek(conn, queue)
     assert [x.id for x in back] == [event_id]  # replayed once
+    status = orjson.loads(_cli("status", "--json").output)
+    [row] = [q for q in status["queues"] if q["queue"] == dlq]
+    assert (row["failed"], row["messages"]) == (0, 0)

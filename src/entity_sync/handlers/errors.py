@@ -32,7 +32,7 @@ class InvalidMessage(PermanentError):
 
 
 class Rejected(PermanentError):
-    """A sharing rule refuses the event (DESIGN.md §4); nothing was changed."""
+    """A sharing rule refuses the event (docs/design.md §4); nothing was changed."""
 
     reason = "rejected"
 

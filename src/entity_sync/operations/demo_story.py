@@ -95,113 +95,81 @@ def _charge(version: int, model: str = "FlatFee") -> Event:
     )
 
 
+def _settings(target: str) -> Event:
+    """`target` takes accounting periods as they come (auto_accept)."""
+    return (
+        "entity.settings",
+        {
+            "event_id": _id(),
+            "occurred_at": AT,
+            "target_entity": target,
+            "object_type": "accounting_period",
+            "acceptance": "auto_accept",
+        },
+    )
+
+
+def _admin() -> list[Event]:
+    return [
+        _entity("global", "Acme Global", ["USD", "EUR", "CHF"]),
+        _entity("acme-de", "Acme Germany", ["EUR", "USD"], earliest="2027-02-01"),
+        _entity("acme-ch", "Acme Switzerland", ["CHF"], earliest="2027-03-01", own_periods=True),
+        _entity("acme-jp", "Acme Japan", ["USD"]),
+        _connection("conn-de", "acme-de", "request"),
+        _connection("conn-de", "acme-de", "accept"),
+        _connection("conn-ch", "acme-ch", "request"),
+        _connection("conn-ch", "acme-ch", "accept"),
+        _connection("conn-jp", "acme-jp", "request"),
+        _settings("acme-de"),
+        _settings("acme-ch"),
+        ("entity.control", {"event_id": _id(), "occurred_at": AT, "levels": {"name": "source"}}),
+    ]
+
+
+def _product(version: int, name: str, description: str) -> Event:
+    data = {
+        "name": name,
+        "sku": "SKU-00042",
+        "description": description,
+        "effective_start_date": "2027-01-01",
+        "effective_end_date": "2030-12-31",
+    }
+    return _object("product", PRODUCT, version, data)
+
+
+def _catalogue() -> list[Event]:
+    period = {
+        "name": "January 2027",
+        "start_date": "2027-01-01",
+        "end_date": "2027-01-31",
+        "fiscal_year": 2027,
+        "status": "Open",
+        "notes": "",
+    }
+    return [
+        _product(1, "Analytics Suite", "Reporting add-on"),
+        _object("product_rate_plan", PLAN, 1, {"name": "Monthly"}, parent=PRODUCT),
+        _charge(1),
+        _object("accounting_period", PERIOD, 1, period),
+    ]
+
+
 def story() -> list[tuple[str, list[Event]]]:
     """Steps of the story, each a caption and its events (published in this order)."""
+    changes = [
+        _product(2, "Analytics Suite Pro", "Now with dashboards"),
+        _object("product", PRODUCT, 1, {"name": "Analytics Suite", "sku": "SKU-00042"}),
+        _charge(2, model="PerUnit"),
+        _object("product", PRODUCT, 3, {}, action="delete"),
+    ]
+    activates = _entity(
+        "acme-ch", "Acme Switzerland", ["CHF", "EUR"], earliest="2027-03-01", own_periods=True
+    )
     return [
-        (
-            "entities and connections",
-            [
-                _entity("global", "Acme Global", ["USD", "EUR", "CHF"]),
-                _entity("acme-de", "Acme Germany", ["EUR", "USD"], earliest="2027-02-01"),
-                _entity(
-                    "acme-ch", "Acme Switzerland", ["CHF"], earliest="2027-03-01", own_periods=True
-                ),
-                _entity("acme-jp", "Acme Japan", ["USD"]),
-                _connection("conn-de", "acme-de", "request"),
-                _connection("conn-de", "acme-de", "accept"),
-                _connection("conn-ch", "acme-ch", "request"),
-                _connection("conn-ch", "acme-ch", "accept"),
-                _connection("conn-jp", "acme-jp", "request"),
-                (
-                    "entity.settings",
-                    {
-                        "event_id": _id(),
-                        "occurred_at": AT,
-                        "target_entity": "acme-de",
-                        "object_type": "accounting_period",
-                        "acceptance": "auto_accept",
-                    },
-                ),
-                (
-                    "entity.settings",
-                    {
-                        "event_id": _id(),
-                        "occurred_at": AT,
-                        "target_entity": "acme-ch",
-                        "object_type": "accounting_period",
-                        "acceptance": "auto_accept",
-                    },
-                ),
-                (
-                    "entity.control",
-                    {"event_id": _id(), "occurred_at": AT, "levels": {"name": "source"}},
-                ),
-            ],
-        ),
-        (
-            "the catalogue and a period",
-            [
-                _object(
-                    "product",
-                    PRODUCT,
-                    1,
-                    {
-                        "name": "Analytics Suite",
-                        "sku": "SKU-00042",
-                        "description": "Reporting add-on",
-                        "effective_start_date": "2027-01-01",
-                        "effective_end_date": "2030-12-31",
-                    },
-                ),
-                _object("product_rate_plan", PLAN, 1, {"name": "Monthly"}, parent=PRODUCT),
-                _charge(1),
-                _object(
-                    "accounting_period",
-                    PERIOD,
-                    1,
-                    {
-                        "name": "January 2027",
-                        "start_date": "2027-01-01",
-                        "end_date": "2027-01-31",
-                        "fiscal_year": 2027,
-                        "status": "Open",
-                        "notes": "",
-                    },
-                ),
-            ],
-        ),
-        (
-            "changes, some allowed and some not",
-            [
-                _object(
-                    "product",
-                    PRODUCT,
-                    2,
-                    {
-                        "name": "Analytics Suite Pro",
-                        "sku": "SKU-00042",
-                        "description": "Now with dashboards",
-                        "effective_start_date": "2027-01-01",
-                        "effective_end_date": "2030-12-31",
-                    },
-                ),
-                _object("product", PRODUCT, 1, {"name": "Analytics Suite", "sku": "SKU-00042"}),
-                _charge(2, model="PerUnit"),
-                _object("product", PRODUCT, 3, {}, action="delete"),
-            ],
-        ),
-        (
-            "acme-ch activates EUR",
-            [
-                _entity(
-                    "acme-ch",
-                    "Acme Switzerland",
-                    ["CHF", "EUR"],
-                    earliest="2027-03-01",
-                    own_periods=True,
-                ),
-            ],
-        ),
+        ("entities and connections", _admin()),
+        ("the catalogue and a period", _catalogue()),
+        ("changes, some allowed and some not", changes),
+        ("acme-ch activates EUR", [activates]),
     ]
 
 

@@ -6,6 +6,7 @@ Nothing here opens a connection until a scrape (or `entity-sync status`) asks.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -22,6 +23,7 @@ from entity_sync.runtime import outbox
 from entity_sync.runtime.broker import ensure_connected
 from entity_sync.runtime.retry import delay_queues
 from entity_sync.runtime.topology import Names
+from entity_sync.store import failed
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -85,6 +87,23 @@ def queue_stats(settings: Settings, names: Names) -> list[QueueStat]:
             conn.release()
 
 
+def with_ingested(stats: list[QueueStat], engine: Engine | None) -> list[QueueStat]:
+    """Add to each DLQ's depth the failed messages operators have ingested from it and not yet
+    replayed or purged (store/failed.py): reading a DLQ must not hide failures from alerts."""
+    if engine is None:
+        return stats
+    try:
+        ingested = failed.open_by_queue(engine)
+    except sa.exc.SQLAlchemyError:  # a schema before 0006: nothing ingested
+        return stats
+    return [
+        dataclasses.replace(s, messages=s.messages + ingested[s.queue][1])
+        if s.kind == "dlq" and s.messages is not None and s.queue in ingested
+        else s
+        for s in stats
+    ]
+
+
 class ScrapeTime(Collector):
     """Gauges computed when Prometheus scrapes: outbox backlog, queue depths, readiness."""
 
@@ -130,7 +149,8 @@ class ScrapeTime(Collector):
             stats = self._queues()
             messages = GaugeMetricFamily(
                 f"{NAMESPACE}_queue_messages",
-                "Messages ready in each queue of the topology (passive declare).",
+                "Messages ready in each queue of the topology (passive declare); a DLQ's "
+                "count includes failed messages ingested and not yet replayed or purged.",
                 labels=["queue", "kind"],
             )
             consumers = GaugeMetricFamily(
@@ -152,7 +172,9 @@ class ScrapeTime(Collector):
             if self._queue_cache and now - self._queue_cache[0] < self._queue_cache_seconds:
                 return self._queue_cache[1]
             try:
-                stats = queue_stats(self._settings, Names(self._settings.prefix))
+                stats = with_ingested(
+                    queue_stats(self._settings, Names(self._settings.prefix)), self._engine
+                )
             except Exception as exc:  # noqa: BLE001 - no broker: no queue gauges this scrape
                 log.warning("queue depths unavailable", error=str(exc)[:200])
                 stats = []

@@ -56,7 +56,7 @@ FAILURE_HEADERS = (
 
 
 class Letter(Protocol):
-    """A message taken from a dead-letter queue (operations/dlq.py `DeadLetter`)."""
+    """A message taken from a dead-letter queue (operations/letters.py `DeadLetter`)."""
 
     @property
     def queue(self) -> str: ...

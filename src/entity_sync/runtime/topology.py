@@ -1,4 +1,4 @@
-"""The topology of DESIGN.md §2, declared idempotently.
+"""The topology of docs/design.md §2, declared idempotently.
 
 On RabbitMQ, input queues are quorum queues whose broker-side dead-lettering (delivery limit,
 the poison cap) goes to their `.dlq` at least once; the out exchange has an alternate exchange

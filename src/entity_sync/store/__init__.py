@@ -10,5 +10,7 @@ processed.py   processed event ids (dedupe) and their pruning
 jobs.py        bulk jobs (backfills, releases)
 outbox.py      outbox rows (publish after commit)
 sync_store.py  sync sessions and the one-sync-per-object locks
+failed.py      failed messages ingested from the DLQs
+audit.py       the history of replays and purges
 queries.py     read-side queries for operators
 """

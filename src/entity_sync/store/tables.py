@@ -175,3 +175,52 @@ sync_locks = sa.Table(
     sa.Column("key", sa.String(128), primary_key=True),
     sa.Column("expires_at", Ts, nullable=False),
 )
+
+# Failed messages ingested from the .dlq queues (operations/ingest.py): one row per queue and
+# message id, so reading them never touches the broker (docs/dead-letters.md).
+failed_messages = sa.Table(
+    "failed_messages",
+    metadata,
+    sa.Column("queue", sa.String(255), primary_key=True),  # the .dlq it was ingested from
+    sa.Column("message_id", sa.String(255), primary_key=True),
+    sa.Column("routing_key", sa.String(255), nullable=False),
+    sa.Column("headers", Json, nullable=False),
+    sa.Column("properties", Json, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("body_text", sa.Text),  # the body as UTF-8 text when it is, for search
+    sa.Column("error_type", sa.String(255), nullable=False),
+    sa.Column("error_message", sa.Text, nullable=False),
+    sa.Column("fingerprint", sa.String(16), nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),  # times it failed (each replay can add one)
+    sa.Column("copies", sa.Integer, nullable=False),  # broker copies of its last failure
+    # x-replay-count of its last failure: a higher one failed again after a replay, an equal
+    # one is another broker copy of the same failure.
+    sa.Column("replays", sa.Integer, nullable=False),
+    sa.Column("first_failed_at", Ts, nullable=False),
+    sa.Column("last_failed_at", Ts, nullable=False),
+    sa.Column("ingested_at", Ts, nullable=False),  # distinct per message: keeps the DLQ's order
+    sa.Column("status", sa.String(16), nullable=False),  # failed | replayed | purged
+    sa.Column("resolved_at", Ts),
+    sa.Column("resolved_by", sa.String(255)),
+    sa.Index("ix_failed_messages_group", "status", "error_type", "fingerprint"),
+)
+
+# Every replay and purge, from the CLI or the console: who, when, what, and how it went.
+operation_history = sa.Table(
+    "operation_history",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("started_at", Ts, nullable=False, index=True),
+    sa.Column("finished_at", Ts),
+    sa.Column("actor", sa.String(255), nullable=False),  # OS user (CLI) or token role (console)
+    sa.Column("via", sa.String(16), nullable=False),  # cli | console
+    sa.Column("action", sa.String(16), nullable=False),  # replay | purge
+    sa.Column("scope", Json, nullable=False),  # the filter it acted on
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("selected", sa.Integer, nullable=False),
+    sa.Column("done", sa.Integer, nullable=False),
+    sa.Column("errors", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # running | finished | stopped | failed
+    sa.Column("note", sa.Text),
+    sa.Column("messages", Json, nullable=False),  # [[queue, message id, destination], ...]
+)

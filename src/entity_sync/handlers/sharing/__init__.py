@@ -1,1 +1,1 @@
-"""Multi-entity sharing (DESIGN.md §4)."""
+"""Multi-entity sharing (docs/design.md §4)."""

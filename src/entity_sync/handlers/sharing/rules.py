@@ -1,4 +1,4 @@
-"""The sharing rules of DESIGN.md §4 as pure decision functions.
+"""The sharing rules of docs/design.md §4 as pure decision functions.
 
 Each function takes plain values and returns a decision or raises `Rejected` / `RetryLater`.
 The orchestration that applies decisions to state lives in service.py.

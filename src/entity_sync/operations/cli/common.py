@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import click
+import orjson
 import sqlalchemy as sa
 from kombu.connection import Connection
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -16,14 +17,11 @@ from rich.console import Console
 from rich.table import Table
 
 from entity_sync import logs as wlog
-from entity_sync.bootstrap import App, build
+from entity_sync.bootstrap import App, build, operations_for
 from entity_sync.config import Settings
-from entity_sync.handlers.errors import ConfigurationError, EntitySyncError
+from entity_sync.handlers.errors import ConfigurationError
+from entity_sync.operations.context import Operations, Unavailable, os_user
 from entity_sync.runtime.broker import connect, ensure_connected
-
-
-class Unavailable(EntitySyncError):
-    reason = "unavailable"
 
 
 def load_settings() -> Settings:
@@ -47,6 +45,13 @@ def app_context(*, log_level: str | None = None) -> Iterator[App]:
         raise Unavailable(f"database {settings.safe_database_url()} unavailable: {first}") from None
     finally:
         app.close()
+
+
+@contextmanager
+def operations() -> Iterator[Operations]:
+    """The operations layer for this command, acting as the OS user."""
+    with app_context() as app:
+        yield operations_for(app, actor=os_user(), via="cli")
 
 
 @contextmanager
@@ -79,6 +84,4 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
 
 
 def echo_json(value: Any) -> None:
-    import orjson
-
     click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode())

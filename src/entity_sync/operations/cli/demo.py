@@ -8,11 +8,10 @@ import click
 
 from entity_sync import logs as wlog
 from entity_sync.operations.cli.common import load_settings, table
-from entity_sync.operations.cli.main import cli
 from entity_sync.operations.demo import run_demo
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path),

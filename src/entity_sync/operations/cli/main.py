@@ -1,4 +1,5 @@
-"""Entry point: the click group, and the rule that every error is one line on stderr."""
+"""Entry point: the click group, every command registered on it here, and the rule that every
+error is one line on stderr."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import click
 
 from entity_sync.handlers.errors import EntitySyncError
+from entity_sync.operations.cli import console, demo, dlq, inspect, ops, publish, status, sync
 
 
 class Group(click.Group):
@@ -45,9 +47,33 @@ def cli() -> None:
     """entity-sync: share billing objects across entities, and sync billing data into a CRM."""
 
 
+def _sandbox() -> click.Command:
+    sandbox: click.Command
+    try:  # the SOAP sandboxes are a separate distribution: `pip install 'entity-sync[sandbox]'`
+        from entity_sync_sandbox.cli import sandbox
+    except ImportError:
+        from entity_sync.operations.cli.missing import sandbox
+    return sandbox
+
+
+COMMANDS: tuple[click.Command, ...] = (
+    ops.run,
+    ops.topology,
+    ops.db,
+    publish.publish,
+    status.status,
+    dlq.dlq,
+    sync.sync,
+    inspect.entities,
+    inspect.connections,
+    inspect.settings_group,
+    inspect.explain,
+    demo.demo,
+    console.console,
+)
+for command in (*COMMANDS, _sandbox()):
+    cli.add_command(command)
+
+
 def main() -> None:
     cli(prog_name="entity-sync")
-
-
-# Sub-command modules register themselves on `cli` when imported (after it exists).
-from entity_sync.operations.cli import commands  # noqa: E402, F401

@@ -10,7 +10,6 @@ from pydantic import ValidationError
 
 from entity_sync.handlers.errors import InvalidMessage
 from entity_sync.operations.cli.common import app_context, broker_connection
-from entity_sync.operations.cli.main import cli
 from entity_sync.runtime import retry
 from entity_sync.runtime.broker import ConfirmingPublisher, OutMessage
 from entity_sync.runtime.envelope import _summary
@@ -40,7 +39,7 @@ def _validate(kind: str, body: dict[str, Any]) -> None:
         raise InvalidMessage(_summary(exc)) from None
 
 
-@cli.command()
+@click.command()
 @click.argument("kind", metavar="KIND")
 @click.argument("source", type=click.File("rb"), metavar="FILE|-")
 @click.option("--no-validate", is_flag=True, help="Send even if the body breaks the contract.")

@@ -3,55 +3,22 @@ command line."""
 
 from __future__ import annotations
 
-import datetime as dt
-import time
-import uuid
+from dataclasses import replace
 from typing import Any
 
 import click
-import orjson
-from pydantic import ValidationError
 
-from entity_sync.handlers.errors import EntitySyncError, InvalidMessage
-from entity_sync.operations.cli.common import app_context, broker_connection, echo_json
-from entity_sync.operations.cli.main import cli
+from entity_sync.operations import sync as syncs
+from entity_sync.operations.cli.common import echo_json, operations
 from entity_sync.operations.cli.sync_tables import history_table, results_table
-from entity_sync.runtime import retry
-from entity_sync.runtime.broker import ConfirmingPublisher, OutMessage
-from entity_sync.runtime.topology import declare
-from entity_sync.schemas.inputs import IDS_OF, SyncRequest
-from entity_sync.store.sync_store import DbSyncStore
 
 
-class SyncTimeout(EntitySyncError):
-    reason = "timeout"
-
-
-@cli.group()
+@click.group()
 def sync() -> None:
-    """Sync billing accounts (or those of CRM accounts) or products into the CRM (DESIGN.md §5)."""
+    """Sync billing accounts (or those of CRM accounts) or products into the CRM.
 
-
-def _request(
-    object_type: str, ids: tuple[str, ...], entity: str | None, origin: str, requested_by: str
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "request_id": str(uuid.uuid4()),
-        "object_type": object_type,
-        IDS_OF[object_type]: list(ids),
-        "origin": origin,
-        "requested_by": requested_by,
-        "requested_at": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
-    }
-    if entity:
-        body["entity_by_id"] = dict.fromkeys(ids, entity)
-    try:
-        SyncRequest.model_validate(body)
-    except ValidationError as exc:  # one line naming the field, not pydantic's report
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise InvalidMessage(f"{where}: {first['msg']}" if where else first["msg"]) from None
-    return body
+    See docs/design.md §5.
+    """
 
 
 def _submit(
@@ -59,41 +26,17 @@ def _submit(
     ids: tuple[str, ...],
     entity: str | None,
     origin: str,
-    wait: bool,
-    timeout: float,
-    as_json: bool,
+    output: tuple[bool, float, bool],
 ) -> None:
-    with app_context() as app:
-        body = _request(object_type, ids, entity, origin, requested_by="cli")
-        with broker_connection(app.settings, retries=3) as conn:
-            declare(conn, app.names, retry.delay_queues(app.settings))
-            publisher = ConfirmingPublisher(conn)
-            publisher.publish_many(
-                [
-                    OutMessage(
-                        app.names.in_exchange,
-                        "sync.request",
-                        orjson.dumps(body),
-                        message_id=body["request_id"],
-                    )
-                ]
-            )
-            publisher.close()
+    wait, timeout, as_json = output
+    with operations() as ops:
+        ops = replace(ops, actor="cli")  # requested_by of the session, as before
+        request_id = syncs.start(ops, object_type, list(ids), entity=entity, origin=origin)
         if not wait:
             noun = "CRM accounts" if object_type == "crm_account" else "ids"
-            click.echo(f"published sync request {body['request_id']} ({len(ids)} {noun})")
+            click.echo(f"published sync request {request_id} ({len(ids)} {noun})")
             return
-        store = DbSyncStore(app.engine)
-        deadline = time.monotonic() + timeout
-        completed = store.get(body["request_id"])
-        while completed is None:
-            if time.monotonic() > deadline:
-                raise SyncTimeout(
-                    f"no result for {body['request_id']} after {timeout:.0f}s; "
-                    "is `entity-sync run` consuming?"
-                )
-            time.sleep(0.2)
-            completed = store.get(body["request_id"])
+        completed = syncs.wait(ops, request_id, timeout)
     if as_json:
         echo_json(completed)
     else:
@@ -130,7 +73,7 @@ def sync_accounts(
     ids: tuple[str, ...], entity: str | None, origin: str, wait: bool, timeout: float, as_json: bool
 ) -> None:
     """Sync billing accounts (up to 10 ids; 8 with --origin ui)."""
-    _submit("billing_account", ids, entity, origin, wait, timeout, as_json)
+    _submit("billing_account", ids, entity, origin, (wait, timeout, as_json))
 
 
 @sync.command("crm-accounts")
@@ -145,7 +88,7 @@ def sync_crm_accounts(
 ) -> None:
     """Sync every billing account of CRM accounts (15 or 18 characters; up to 10 CRM accounts
     and 10 billing accounts found, 8 with --origin ui)."""
-    _submit("crm_account", ids, entity, origin, wait, timeout, as_json)
+    _submit("crm_account", ids, entity, origin, (wait, timeout, as_json))
 
 
 @sync.command("products")
@@ -153,7 +96,7 @@ def sync_crm_accounts(
 @_with_common
 def sync_products(ids: tuple[str, ...], wait: bool, timeout: float, as_json: bool) -> None:
     """Sync products with their rate plans, charges and tiers."""
-    _submit("product", ids, None, "api", wait, timeout, as_json)
+    _submit("product", ids, None, "api", (wait, timeout, as_json))
 
 
 @sync.command("history")
@@ -161,8 +104,8 @@ def sync_products(ids: tuple[str, ...], wait: bool, timeout: float, as_json: boo
 @click.option("--json", "as_json", is_flag=True)
 def sync_history(limit: int, as_json: bool) -> None:
     """The latest sync sessions (kept ENTITY_SYNC_SYNC_RETENTION_DAYS days)."""
-    with app_context() as app:
-        sessions = DbSyncStore(app.engine).history(limit)
+    with operations() as ops:
+        sessions = syncs.history(ops, limit)
     if as_json:
         return echo_json([{"object_type": kind, **session} for kind, session in sessions])
     history_table(sessions)
