@@ -38,7 +38,7 @@ from entity_sync.runtime import retry
 from entity_sync.runtime.consumer import Worker
 from entity_sync.runtime.topology import Names, declare, input_queues
 from entity_sync.store import tables as t
-from entity_sync.store.repository import running_jobs
+from entity_sync.store.jobs import running_jobs
 from tests.support import scenario as sc
 
 

@@ -22,7 +22,7 @@ from entity_sync.operations import demo_story, dlq
 from entity_sync.runtime import retry
 from entity_sync.runtime.broker import ConfirmingPublisher, OutMessage, connect
 from entity_sync.runtime.topology import Names, declare
-from entity_sync.store import tables as t
+from entity_sync.store import queries
 from entity_sync.store.sync_store import DbSyncStore
 
 INSTALL_HINT = "the SOAP sandboxes are not installed: pip install 'entity-sync[sandbox]'"
@@ -162,30 +162,13 @@ ORDER = {
 
 def _rows(engine: sa.Engine) -> list[list[str]]:
     """One row per (target, object): what it holds, and the decision that explains it."""
-    with engine.connect() as conn:
-        targets = [
-            r.entity_id
-            for r in conn.execute(
-                sa.select(t.entities.c.entity_id)
-                .where(t.entities.c.is_global.is_(False))
-                .order_by(t.entities.c.entity_id)
-            )
-        ]
-        status = {r.target_entity: r.status for r in conn.execute(sa.select(t.connections))}
-        sources = conn.execute(sa.select(t.source_objects)).all()
-        copies = {
-            (r.target_entity, r.source_object_id): r
-            for r in conn.execute(sa.select(t.target_copies))
-        }
-        why: dict[tuple[str, str], str] = {}
-        for d in conn.execute(
-            sa.select(t.decisions)
-            .where(t.decisions.c.object_id.isnot(None))
-            .order_by(t.decisions.c.id)
-        ):
-            if d.decision != "stale":  # a late, older version explains nothing about the copy
-                for target in d.targets or [d.target_entity]:  # a shared row: several targets
-                    why[(target, d.object_id)] = f"{d.decision} ({d.reason}): {d.message}"
+    snap = queries.snapshot(engine)
+    targets, sources, copies = snap.targets, snap.sources, snap.copies
+    why: dict[tuple[str, str], str] = {}
+    for d in snap.object_decisions:
+        if d.decision != "stale":  # a late, older version explains nothing about the copy
+            for target in d.targets or [d.target_entity]:  # a shared row: several targets
+                why[(target, d.object_id)] = f"{d.decision} ({d.reason}): {d.message}"
     rows: list[list[str]] = []
     for target in targets:
         for src in sorted(sources, key=lambda s: (ORDER[s.object_type], s.object_id)):
@@ -202,7 +185,7 @@ def _rows(engine: sa.Engine) -> list[list[str]]:
                     prices,
                     why.get(
                         (target, src.object_id),
-                        f"nothing sent: connection {status.get(target, 'missing')}",
+                        f"nothing sent: connection {snap.link_status.get(target, 'missing')}",
                     ),
                 ]
             )

@@ -14,8 +14,7 @@ from entity_sync.operations.context import Operations
 from entity_sync.operations.ingest import ingest
 from entity_sync.runtime import outbox
 from entity_sync.runtime.metrics import queue_stats
-from entity_sync.store import failed, migrate
-from entity_sync.store import repository as repo
+from entity_sync.store import failed, jobs, migrate
 from entity_sync.store.sync_store import DbSyncStore
 
 # Columns of a sync session shown by `status`, in this order.
@@ -88,7 +87,7 @@ def _database_part(ops: Operations, limit: int) -> dict[str, Any]:
             return part
         part["outbox_backlog"] = outbox.backlog(engine)
         with engine.connect() as conn:
-            part["bulk_fan_outs"] = repo.running_jobs(conn)
+            part["bulk_fan_outs"] = jobs.running_jobs(conn)
         part["sync_sessions"] = [
             {c: ({**s, "object_type": kind}).get(c) for c in SESSION_COLUMNS}
             for kind, s in DbSyncStore(engine).history(limit)

@@ -43,7 +43,8 @@ from entity_sync.schemas.inputs import (
     EntityUpserted,
     ObjectShared,
 )
-from entity_sync.store import repository as repo
+from entity_sync.store import jobs as job_store
+from entity_sync.store import processed, sharing
 from entity_sync.store.engine import StateLock, lock_state
 
 # BatchResult is re-exported: processors outside this module build theirs from here.
@@ -176,8 +177,8 @@ class BatchProcessor:
     ) -> None:
         with self.engine.begin() as conn:
             result.lock_wait_seconds += lock_state(conn, lock_mode(envelopes))
-            seen = repo.seen_event_ids(conn, {e.event_id for e in envelopes})
-            state = repo.load_state(conn)
+            seen = processed.seen_event_ids(conn, {e.event_id for e in envelopes})
+            state = sharing.load_state(conn)
             state.prefetch(
                 [
                     (m.object_type, m.object_id)
@@ -206,11 +207,10 @@ class BatchProcessor:
                     if failure.permanent:
                         state.record(_rejected_decision(env.model, failure))
                     ack_policy.fail(result, env.delivery, failure, self.max_attempts)
-            repo.flush_state(conn, state)
-            repo.mark_processed(conn, applied)
-            repo.insert_jobs(
-                conn, jobs
-            )  # run in chunks after the commit (src/entity_sync/runtime/bulk.py)
+            sharing.flush_state(conn, state)
+            processed.mark_processed(conn, applied)
+            # Run in chunks after the commit (runtime/bulk.py).
+            job_store.insert_jobs(conn, jobs)
             result.jobs_created += len(jobs)
             stored = outbox.store(conn, outputs, self.out_exchange)
             self.written(envelopes)

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from entity_sync.store import migrate
+from entity_sync.store.engine import ping
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -61,8 +62,7 @@ class Readiness:
 
     def _database(self) -> dict[str, str]:
         try:
-            with self.engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
+            ping(self.engine)
             current = migrate.is_current(self.engine)
         except sa.exc.SQLAlchemyError as exc:
             first = str(getattr(exc, "orig", None) or exc).strip().splitlines()

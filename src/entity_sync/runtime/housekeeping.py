@@ -20,7 +20,7 @@ from entity_sync.runtime.broker import ConfirmingPublisher, PublishFailed
 from entity_sync.runtime.bulk import BulkRunner
 from entity_sync.runtime.retry import EmbeddedRetryMover
 from entity_sync.runtime.topology import Names
-from entity_sync.store.repository import prune_processed
+from entity_sync.store.processed import prune_processed
 
 log = structlog.get_logger("entity_sync.worker")
 

@@ -102,3 +102,9 @@ def lock_periods(conn: Connection) -> None:
     """The periods lock alone, for a transaction that already holds the admin lock shared."""
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PERIODS_LOCK_KEY})
+
+
+def ping(engine: Engine) -> None:
+    """One round trip: raises SQLAlchemyError when the database does not answer."""
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))

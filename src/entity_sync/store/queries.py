@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -86,3 +87,40 @@ def history(engine: Engine, target: str, object_id: str, limit: int = 50) -> lis
 def source(engine: Engine, object_id: str) -> list[dict[str, Any]]:
     s = t.source_objects
     return _rows(engine, sa.select(s).where(s.c.object_id == object_id))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the demo's table shows: targets, link statuses, sources, copies, decisions."""
+
+    targets: list[str]
+    link_status: dict[str, str]
+    sources: list[Any]
+    copies: dict[tuple[str, str], Any]
+    object_decisions: list[Any]  # decisions about one object, oldest first
+
+
+def snapshot(engine: Engine) -> Snapshot:
+    with engine.connect() as conn:
+        targets = [
+            r.entity_id
+            for r in conn.execute(
+                sa.select(t.entities.c.entity_id)
+                .where(t.entities.c.is_global.is_(False))
+                .order_by(t.entities.c.entity_id)
+            )
+        ]
+        status = {r.target_entity: r.status for r in conn.execute(sa.select(t.connections))}
+        sources = list(conn.execute(sa.select(t.source_objects)).all())
+        copies = {
+            (r.target_entity, r.source_object_id): r
+            for r in conn.execute(sa.select(t.target_copies))
+        }
+        decisions = list(
+            conn.execute(
+                sa.select(t.decisions)
+                .where(t.decisions.c.object_id.isnot(None))
+                .order_by(t.decisions.c.id)
+            ).all()
+        )
+    return Snapshot(targets, status, sources, copies, decisions)
