@@ -1,4 +1,4 @@
-"""No import cycle inside `entity_sync.runtime`, counting imports inside functions too (a late
+"""No import cycle inside `entity_sync`, counting imports inside functions too (a late
 import only hides a cycle) but not those under `if TYPE_CHECKING:` (never run)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2] / "src"
-PACKAGE = "entity_sync.runtime"
+PACKAGE = "entity_sync"
 
 
 def _module_name(path: Path) -> str:
@@ -33,11 +33,15 @@ def _runtime_imports(tree: ast.Module, known: set[str]) -> set[str]:
 
 
 def import_graph() -> dict[str, set[str]]:
-    paths = sorted((ROOT / PACKAGE.replace(".", "/")).glob("*.py"))
+    paths = [
+        p
+        for p in sorted((ROOT / PACKAGE).rglob("*.py"))
+        if "versions" not in p.parts  # Alembic revisions import only alembic and sqlalchemy
+    ]
     known = {_module_name(p) for p in paths}
+    packages = {_module_name(p) for p in paths if p.name == "__init__.py"}
     return {
-        _module_name(p): _runtime_imports(ast.parse(p.read_text()), known) - {PACKAGE}
-        for p in paths
+        _module_name(p): _runtime_imports(ast.parse(p.read_text()), known) - packages for p in paths
     }
 
 
@@ -68,7 +72,8 @@ def test_the_check_finds_a_cycle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
 
 
-def test_the_runtime_has_no_import_cycle() -> None:
+def test_the_package_has_no_import_cycle() -> None:
     graph = import_graph()
-    assert f"{PACKAGE}.consumer" in graph
+    assert "entity_sync.runtime.consumer" in graph
+    assert "entity_sync.operations.cli.main" in graph
     assert cycles(graph) == []
