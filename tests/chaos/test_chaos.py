@@ -342,14 +342,9 @@ def dlq_report(letters: list[tuple[dict[str, Any], str | None]], poison: dict[st
     return "\n".join(lines)
 
 
-def finish_and_check(
-    run: Run, kills: int, capsys: pytest.CaptureFixture[str], timeout: float = 240
-) -> None:
-    """Wait for the work to be done, stop the worker, compare with the model, print the line."""
-    plan = run.plan
-    assert plan is not None
+def _wait_until_done(run: Run, plan: Plan, dlq: str, timeout: float) -> None:
+    """All events handled, the outbox and the queue empty, exactly the poison in the DLQ."""
     prefix = run.prefix
-    dlq = f"{prefix}.object-shared.dlq"
 
     def done() -> bool:
         if not (
@@ -372,14 +367,11 @@ def finish_and_check(
         )
 
     wait_for(done, timeout, f"{run.name}: all events handled", on_timeout=seen)
-    dlq_letters = _peek(run.rabbit.url, dlq) or []
-    dlq_copies = len(dlq_letters) - len({mid for _, mid in dlq_letters})
-    if dlq_copies:
-        with capsys.disabled():
-            print("\n" + dlq_report(dlq_letters, plan.poison), flush=True)  # noqa: T201
-    assert run.worker.stop() == 0, "SIGTERM ends the worker cleanly"
 
-    outputs = _drain(run.rabbit.url, f"{prefix}.test-out")
+
+def _drain_outputs(run: Run) -> tuple[int, dict[tuple[str, str, int], set[str | None]]]:
+    """The duplicate deliveries on the out queue and the event ids per (target, object, version)."""
+    outputs = _drain(run.rabbit.url, f"{run.prefix}.test-out")
     ids = Counter(mid for _, mid, _ in outputs)
     duplicates = sum(n - 1 for n in ids.values())
     by_key: dict[tuple[str, str, int], set[str | None]] = defaultdict(set)
@@ -387,7 +379,13 @@ def finish_and_check(
         data = orjson.loads(body)
         by_key[(data["target_entity"], data["source_object_id"], data["version"])].add(mid)
     assert all(len(v) == 1 for v in by_key.values()), "a repeated update has the same event id"
+    return duplicates, by_key
 
+
+def _lost_final_updates(
+    run: Run, plan: Plan, by_key: dict[tuple[str, str, int], set[str | None]]
+) -> int:
+    """Final versions that did not reach a target's consumers or its stored copy."""
     lost = 0
     with run.engine.connect() as conn:
         rows = conn.execute(
@@ -403,6 +401,28 @@ def finish_and_check(
             if copy is None or copy[0] != version or not expected.items() <= copy[1].items():
                 lost += 1
     assert len(held) == len(plan.final) * len(TARGETS), "no copies beyond the model"
+    return lost
+
+
+def finish_and_check(
+    run: Run, kills: int, capsys: pytest.CaptureFixture[str], timeout: float = 240
+) -> None:
+    """Wait for the work to be done, stop the worker, compare with the model, print the line."""
+    plan = run.plan
+    assert plan is not None
+    prefix = run.prefix
+    dlq = f"{prefix}.object-shared.dlq"
+
+    _wait_until_done(run, plan, dlq, timeout)
+    dlq_letters = _peek(run.rabbit.url, dlq) or []
+    dlq_copies = len(dlq_letters) - len({mid for _, mid in dlq_letters})
+    if dlq_copies:
+        with capsys.disabled():
+            print("\n" + dlq_report(dlq_letters, plan.poison), flush=True)  # noqa: T201
+    assert run.worker.stop() == 0, "SIGTERM ends the worker cleanly"
+
+    duplicates, by_key = _drain_outputs(run)
+    lost = _lost_final_updates(run, plan, by_key)
 
     dead = _drain(run.rabbit.url, dlq)
     got = {mid: h.get("x-error-type") for h, mid, _ in dead}
