@@ -11,7 +11,7 @@ import copy
 import datetime as dt
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from entity_sync.handlers.sharing.model import Copy, Decision, Outcome, Output, SourceObject
 from entity_sync.handlers.sharing.service import (
@@ -44,27 +44,28 @@ def eid() -> str:
     return str(uuid.uuid4())
 
 
-def shared(
-    object_type: str,
-    object_id: str,
-    *,
-    version: int = 1,
-    data: dict[str, Any] | None = None,
-    parent_id: str | None = None,
-    action: str = "upsert",
-    source: str = GLOBAL,
-    event_id: str | None = None,
-) -> ObjectShared:
+class SharedOptions(TypedDict, total=False):
+    """The optional fields of an ObjectShared event; shared() fills in the rest."""
+
+    version: int  # 1
+    data: dict[str, Any] | None  # None
+    parent_id: str | None  # None
+    action: str  # "upsert"
+    source: str  # GLOBAL
+    event_id: str | None  # a new uuid
+
+
+def shared(object_type: str, object_id: str, **options: Unpack[SharedOptions]) -> ObjectShared:
     return ObjectShared.model_validate(
         {
-            "event_id": event_id or eid(),
-            "source_entity": source,
+            "event_id": options.get("event_id") or eid(),
+            "source_entity": options.get("source", GLOBAL),
             "object_type": object_type,
             "object_id": object_id,
-            "parent_id": parent_id,
-            "version": version,
-            "action": action,
-            "data": data,
+            "parent_id": options.get("parent_id"),
+            "version": options.get("version", 1),
+            "action": options.get("action", "upsert"),
+            "data": options.get("data"),
             "occurred_at": OCCURRED_AT,
         }
     )
