@@ -101,14 +101,32 @@ def test_a_crash_between_dead_letter_and_ack_is_still_one_failed_message(
     assert queue_depth(broker_url, queue) == 1  # ... and, never acked, back in its queue
 
     metrics = Metrics(settings=settings, process_metrics=False)
+
+    def dead_lettered() -> float | None:
+        return metrics.registry.get_sample_value(
+            "entity_sync_messages_dead_lettered_total",
+            {"queue": queue, "reason": "not_global_source"},
+        )
+
+    def seen() -> str:
+        return (
+            f"queue {queue_depth(broker_url, queue)}, dlq {queue_depth(broker_url, dlq)}, "
+            f"dead-lettered counted {dead_lettered()}"
+        )
+
     with running_worker(settings, observer=metrics):
-        wait_for(lambda: queue_depth(broker_url, queue) == 0, what="the redelivery handled")
+        # Handled means acked: the queue's ready count is 0 as soon as the worker has taken
+        # the redelivery, before it dead-letters and acks it (stopping the worker then would
+        # return it to the queue). The counter (preset at 0) moves once the batch is acked.
+        wait_for(
+            lambda: queue_depth(broker_url, queue) == 0 and (dead_lettered() or 0) >= 1,
+            what="the redelivery handled",
+            status=seen,
+        )
     assert queue_depth(broker_url, dlq) == 2  # two copies on the broker: at-least-once
 
     event_id = body["event_id"]
-    dead = metrics.registry.get_sample_value(
-        "entity_sync_messages_dead_lettered_total", {"queue": queue, "reason": "not_global_source"}
-    )
+    dead = dead_lettered()
     assert dead == 1.0  # the worker that died never counted its copy
 
     _check_one_failure_two_copies(dlq, event_id)
