@@ -30,8 +30,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.chaos.checks import finish_and_check
 from tests.chaos.conftest import PrivateCluster, PrivatePostgres, PrivateRabbit
-from tests.chaos.test_chaos import Run, chaos_run, finish_and_check, plan, publish_paced
+from tests.chaos.harness import Run, chaos_run, plan, publish_paced
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.chaos, pytest.mark.cluster]

@@ -23,8 +23,9 @@ import pika
 import pytest
 import sqlalchemy as sa
 
+from tests.chaos.checks import _drain, _peek
 from tests.chaos.conftest import PrivatePostgres, PrivateRabbit
-from tests.chaos.test_chaos import WorkerProcess, _drain, _peek, publish_paced
+from tests.chaos.harness import WorkerProcess, publish_paced
 from tests.support import scenario as sc
 from tests.support.amqp import pika_params
 from tests.support.waiting import wait_for
