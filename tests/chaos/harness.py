@@ -20,7 +20,7 @@ import orjson
 import pika
 import sqlalchemy as sa
 
-from tests.chaos.conftest import AmqpBroker, PrivatePostgres
+from tests.chaos.servers import AmqpBroker, PrivatePostgres
 from tests.support.amqp import pika_params
 from tests.support.waiting import wait_for
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.checks import finish_and_check
-from tests.chaos.conftest import PrivatePostgres, PrivateRabbit
 from tests.chaos.harness import _admin, chaos_run, plan
+from tests.chaos.servers import PrivatePostgres, PrivateRabbit
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.chaos

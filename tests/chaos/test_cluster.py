@@ -31,8 +31,8 @@ import orjson
 import pytest
 
 from tests.chaos.checks import finish_and_check
-from tests.chaos.conftest import PrivateCluster, PrivatePostgres, PrivateRabbit
 from tests.chaos.harness import Run, chaos_run, plan, publish_paced
+from tests.chaos.servers import PrivateCluster, PrivatePostgres, PrivateRabbit
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.chaos, pytest.mark.cluster]

@@ -24,8 +24,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.chaos.checks import _drain, _peek
-from tests.chaos.conftest import PrivatePostgres, PrivateRabbit
 from tests.chaos.harness import WorkerProcess, publish_paced
+from tests.chaos.servers import PrivatePostgres, PrivateRabbit
 from tests.chaos.tree_workload import Message, TreePlan, tree_plan
 from tests.support.amqp import pika_params
 from tests.support.waiting import wait_for
