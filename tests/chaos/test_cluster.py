@@ -24,13 +24,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.chaos.conftest import PrivateCluster, PrivatePostgres, PrivateRabbit
-from tests.chaos.test_chaos import Run, chaos_run, finish_and_check, plan, publish_paced
+from tests.chaos.checks import finish_and_check
+from tests.chaos.harness import Run, chaos_run, plan, publish_paced
+from tests.chaos.servers import PrivateCluster, PrivatePostgres, PrivateRabbit
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.chaos, pytest.mark.cluster]
@@ -114,15 +116,23 @@ def _reconnected(run: Run, cluster: PrivateCluster, since: dt.datetime) -> str:
     return "stayed connected"
 
 
+@dataclass(frozen=True)
+class Scenario:
+    """One stop-a-node run: its name, which node to stop once the worker runs, the plan's seed."""
+
+    name: str
+    victim_of: Callable[[Run], PrivateRabbit]
+    seed: int
+
+
 def _stop_in_the_middle(
-    name: str,
+    scenario: Scenario,
     cluster: PrivateCluster,
     pg: PrivatePostgres,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    victim_of: Callable[[Run], PrivateRabbit],
-    seed: int,
 ) -> None:
+    name, victim_of, seed = scenario.name, scenario.victim_of, scenario.seed
     c1, c2, c3 = cluster.nodes
     with cluster_run(name, cluster, pg, tmp_path) as run:
         input_queue = f"{run.prefix}.object-shared"
@@ -176,7 +186,7 @@ def test_stop_the_node_the_worker_is_connected_to(
         return node
 
     _stop_in_the_middle(
-        "cluster-worker-node", cluster, private_pg, tmp_path, capsys, worker_node, seed=21
+        Scenario("cluster-worker-node", worker_node, seed=21), cluster, private_pg, tmp_path, capsys
     )
 
 
@@ -192,5 +202,5 @@ def test_stop_the_node_holding_the_input_queue_leader(
         return node
 
     _stop_in_the_middle(
-        "cluster-leader-node", cluster, private_pg, tmp_path, capsys, leader_node, seed=22
+        Scenario("cluster-leader-node", leader_node, seed=22), cluster, private_pg, tmp_path, capsys
     )

@@ -37,7 +37,7 @@ class _RecordingChannel(AbstractContextManager["_RecordingChannel"]):
     def prepare_queue_arguments(self, arguments: dict[str, Any], **kwargs: Any) -> Any:
         return PyamqpChannel.prepare_queue_arguments(self, arguments, **kwargs)  # type: ignore[arg-type]
 
-    def exchange_declare(
+    def exchange_declare(  # noqa: PLR0913 - py-amqp Channel.exchange_declare's signature, not ours
         self,
         exchange: str,
         type: str,  # the AMQP argument name
@@ -58,7 +58,7 @@ class _RecordingChannel(AbstractContextManager["_RecordingChannel"]):
             "arguments": dict(arguments or {}),
         }
 
-    def queue_declare(
+    def queue_declare(  # noqa: PLR0913 - py-amqp Channel.queue_declare's signature, not ours
         self,
         queue: str,
         passive: bool = False,

@@ -5,7 +5,6 @@ the values the panel should show: the facts of the scenario, not one copy per wo
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
@@ -26,57 +25,21 @@ from entity_sync_sandbox import SEEDS, start_billing_sandbox, start_crm_sandbox
 from entity_sync_sandbox.seed import load_seed
 from tests.deploy.conftest import DEPLOY, ROOT
 from tests.deploy.live import Scrape
-from tests.ecosystem.prometheus import Prometheus, Vector, running_prometheus, stop
+from tests.ecosystem.dashboard_panels import (
+    SCRAPE_SECONDS,
+    Scenario,
+    by_labels,
+    check_panels,
+    totals,
+)
+from tests.ecosystem.prometheus import Prometheus, running_prometheus, stop
 from tests.support import scenario as sc
 from tests.support.amqp import PikaPublisher, Received, bind_output_queue, drain, queue_depth
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.ecosystem, pytest.mark.integration]
 
-DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
-SCRAPE_SECONDS = 1
-# Grafana's $__rate_interval at its floor: four scrape intervals.
-GRAFANA_VARIABLES = {
-    "__rate_interval": f"{4 * SCRAPE_SECONDS}s",
-    "__interval": f"{SCRAPE_SECONDS}s",
-    "__range": "5m",
-}
 ACCOUNT = "0a000000000000000000000000000001"  # in the billing seed, with a CrmId
-
-
-def panels() -> list[tuple[str, str]]:
-    """(panel title, expression with every template variable substituted) of each target."""
-    found: list[tuple[str, str]] = []
-    for path in DASHBOARDS:
-        dashboard: dict[str, Any] = json.loads(path.read_text())
-        variables = dict(GRAFANA_VARIABLES)
-        for var in dashboard.get("templating", {}).get("list", []):
-            current = var.get("current", {}).get("value")
-            if var.get("type") != "datasource" and current is not None:
-                variables[var["name"]] = "|".join(current) if isinstance(current, list) else current
-        for panel in dashboard["panels"]:
-            for target in panel.get("targets", []):
-                expr = str(target["expr"])
-                for name in sorted(variables, key=len, reverse=True):
-                    expr = expr.replace("${" + name + "}", variables[name])
-                    expr = expr.replace("$" + name, variables[name])
-                assert "$" not in expr, f"{panel['title']}: unknown variable in {expr}"
-                found.append((str(panel["title"]), expr))
-    return found
-
-
-def totals(expr: str) -> str:
-    """The panel's expression over the counters themselves instead of their rate over the last
-    few seconds: the same aggregation, read as totals since the workers started."""
-    for func in ("rate", "increase"):
-        while f"{func}(" in expr:
-            start = expr.index(f"{func}(")
-            inner_start = start + len(func) + 1
-            end = expr.index("]", inner_start)
-            selector = expr[inner_start : expr.rindex("[", inner_start, end)]
-            assert expr[end + 1] == ")", expr
-            expr = expr[:start] + selector + expr[end + 2 :]
-    return expr
 
 
 def test_totals_reads_a_rate_panel_as_counter_totals() -> None:
@@ -84,10 +47,6 @@ def test_totals_reads_a_rate_panel_as_counter_totals() -> None:
         totals('sum by (q) (rate(a_total{k="v"}[4s])) / sum(increase(b_total[4s]))')
         == 'sum by (q) (a_total{k="v"}) / sum(b_total)'
     )
-
-
-def _labels(vector: Vector, *names: str) -> dict[tuple[str, ...], float]:
-    return {tuple(dict(k).get(n, "") for n in names): v for k, v in vector.items()}
 
 
 @contextmanager
@@ -189,7 +148,8 @@ def test_every_panel_shows_the_scenario_once_with_two_workers(
             30,
             "a scrape of both workers after the scenario",
         )
-        check_panels(prom, expected, start, time.time(), admin_q, object_q, sync_q, names)
+        scenario = Scenario(expected, admin_q, object_q, sync_q, names)
+        check_panels(prom, scenario, start, time.time())
         check_rules(prom, names.dlq(object_q), names.dlq(admin_q))
 
 
@@ -287,147 +247,6 @@ def run_scenario(broker_url: str, prefix: str, workers: list[str]) -> dict[str, 
     }
 
 
-def check_panels(
-    prom: Prometheus,
-    expected: dict[str, Any],
-    start: float,
-    end: float,
-    admin_q: str,
-    object_q: str,
-    sync_q: str,
-    names: Names,
-) -> None:
-    """Every panel returns data over the scenario, and shows the scenario's figures now."""
-    dlq = expected["dlq"]
-    checks: dict[str, Callable[[list[Vector]], None]] = {}
-
-    def panel(title: str) -> Callable[[Callable[[list[Vector]], None]], None]:
-        def register(check: Callable[[list[Vector]], None]) -> None:
-            checks[title] = check
-
-        return register
-
-    @panel("Ready workers")
-    def _(v: list[Vector]) -> None:
-        assert v[0] == {frozenset(): 2.0}  # a count of workers: two by design
-
-    @panel("Broker connected")
-    def _(v: list[Vector]) -> None:
-        assert v[0] == {frozenset(): 1.0}
-
-    @panel("Outbox backlog")
-    def _(v: list[Vector]) -> None:
-        assert v[0] == {frozenset(): 0.0}
-
-    @panel("Dead letters waiting")
-    def _(v: list[Vector]) -> None:
-        assert v[0] == {frozenset(): float(sum(dlq.values()))}  # not one copy per worker
-
-    @panel("DLQ depth")
-    def _(v: list[Vector]) -> None:
-        assert _labels(v[0], "queue") == {
-            (names.dlq(admin_q),): dlq[names.dlq(admin_q)],
-            (names.dlq(object_q),): dlq[names.dlq(object_q)],
-            (names.dlq(sync_q),): 0,
-        }
-
-    @panel("Queue depth")
-    def _(v: list[Vector]) -> None:
-        inputs, retries = v
-        assert _labels(inputs, "queue") == {(admin_q,): 0, (object_q,): 0, (sync_q,): 0}
-        assert _labels(retries, "queue") == {(names.retry_queue(object_q, 1),): 0}
-
-    @panel("Throughput by fate")
-    def _(v: list[Vector]) -> None:
-        fates = _labels(v[0], "fate")
-        assert fates[("dead_lettered",)] == sum(expected["dead_lettered"].values())
-        assert fates[("retried",)] == sum(expected["retried"].values())
-        assert fates[("duplicate",)] == 1  # the change phase sends one update twice
-        assert sum(fates.values()) == sum(expected["acked"].values())  # every delivery once
-
-    @panel("Acked by queue")
-    def _(v: list[Vector]) -> None:
-        assert {q: n for (q,), n in _labels(v[0], "queue").items()} == expected["acked"]
-
-    @panel("Dead-lettered by reason")
-    def _(v: list[Vector]) -> None:
-        seen = {k: n for k, n in _labels(v[0], "queue", "reason").items() if n}
-        assert seen == expected["dead_lettered"]
-
-    @panel("Retries by reason")
-    def _(v: list[Vector]) -> None:
-        seen = {k: n for k, n in _labels(v[0], "queue", "reason").items() if n}
-        assert seen == expected["retried"]
-
-    @panel("Share exceptions by reason")
-    def _(v: list[Vector]) -> None:
-        seen = {r: n for (r,), n in _labels(v[0], "reason").items() if n}
-        assert seen == expected["exceptions"]
-        assert seen
-
-    @panel("Target updates by target entity")
-    def _(v: list[Vector]) -> None:
-        assert {t: n for (t,), n in _labels(v[0], "target_entity").items()} == expected["targets"]
-
-    @panel("Critical time (publish to ack)")
-    def _(v: list[Vector]) -> None:
-        for quantile in v:  # p50, p95, p99 of every stamped delivery, in seconds
-            ((value),) = quantile.values()
-            assert 0 < value <= 60
-
-    @panel("Batches")
-    def _(v: list[Vector]) -> None:
-        ((mean_size,),) = [list(v[0].values())]
-        assert 1 <= mean_size <= sum(expected["acked"].values())
-        ((p95,),) = [list(v[1].values())]
-        assert 0 < p95 <= 60
-
-    @panel("Sync sessions by status")
-    def _(v: list[Vector]) -> None:
-        seen = {s: n for (s,), n in _labels(v[0], "status").items() if n}
-        assert seen == expected["sessions"] == {"finished": 1}, json.dumps(expected["completed"])
-
-    @panel("SOAP latency p95 by service and operation")
-    def _(v: list[Vector]) -> None:
-        called = {k for k, s in _labels(v[0], "service", "operation").items() if s == s and s > 0}
-        assert {("billing", "login"), ("billing", "query"), ("crm", "login")} <= called
-
-    @panel("SOAP calls by outcome")
-    def _(v: list[Vector]) -> None:
-        seen = {k: n for k, n in _labels(v[0], "service", "outcome").items() if n}
-        assert set(seen) == {("billing", "ok"), ("crm", "ok")}
-
-    @panel("Database waits")
-    def _(v: list[Vector]) -> None:
-        assert v == [{frozenset(): 0.0}, {frozenset(): 0.0}]
-
-    @panel("Lock waits")
-    def _(v: list[Vector]) -> None:
-        [(labels, seconds)] = v[0].items()  # one series: summed over the workers
-        assert labels == frozenset()
-        assert 0 <= seconds < 60
-
-    @panel("Bulk fan-outs (objects/s)")
-    def _(v: list[Vector]) -> None:
-        # The scenario's accepts and auto_accept came before any object: nothing to offer.
-        assert _labels(v[0], "kind") == {("backfill",): 0.0, ("release",): 0.0}
-
-    by_title: dict[str, list[str]] = {}
-    for title, expr in panels():
-        by_title.setdefault(title, []).append(expr)
-    assert set(checks) == set(by_title), "every panel needs the values it should show"
-    step = max(1.0, (end - start) / 200)
-    for title, exprs in by_title.items():
-        for expr in exprs:
-            # As Grafana draws it: a range query over the scenario returns data.
-            series = prom.query_range(expr, start, end, step)
-            assert series, f"{title}: no data for {expr}"
-        try:
-            checks[title]([prom.query(totals(e)) for e in exprs])
-        except AssertionError as exc:
-            raise AssertionError(f"panel {title!r}: {exc}") from exc
-
-
 def check_rules(prom: Prometheus, *grown_dlqs: str) -> None:
     """The alert rules evaluate on real data without errors, and the DLQ alert is pending once
     per queue that grew, not once per worker."""
@@ -437,7 +256,7 @@ def check_rules(prom: Prometheus, *grown_dlqs: str) -> None:
 
     def pending() -> dict[tuple[str, ...], float]:
         alerts = prom.query('ALERTS{alertname="EntitySyncDeadLettersGrowing"}')
-        return _labels(alerts, "queue", "alertstate")
+        return by_labels(alerts, "queue", "alertstate")
 
     wait_for(
         lambda: pending() == {(q, "pending"): 1.0 for q in grown_dlqs},

@@ -55,6 +55,31 @@ def _scraped_depth(settings: Settings, dlq: str) -> float | None:
         engine.dispose()
 
 
+def _dead_lettered(metrics: Metrics, queue: str) -> float | None:
+    return metrics.registry.get_sample_value(
+        "entity_sync_messages_dead_lettered_total", {"queue": queue, "reason": "not_global_source"}
+    )
+
+
+def _wait_until_redelivery_acked(broker_url: str, queue: str, metrics: Metrics) -> None:
+    """Handled means acked: the queue's ready count is 0 as soon as the worker has taken the
+    redelivery, before it dead-letters and acks it (stopping the worker then would return it
+    to the queue). The counter (preset at 0) moves once the batch is acked."""
+    dlq = f"{queue}.dlq"
+
+    def seen() -> str:
+        return (
+            f"queue {queue_depth(broker_url, queue)}, dlq {queue_depth(broker_url, dlq)}, "
+            f"dead-lettered counted {_dead_lettered(metrics, queue)}"
+        )
+
+    wait_for(
+        lambda: queue_depth(broker_url, queue) == 0 and (_dead_lettered(metrics, queue) or 0) >= 1,
+        what="the redelivery handled",
+        status=seen,
+    )
+
+
 def _check_one_failure_two_copies(dlq: str, event_id: str) -> None:
     """list, show, export and status: one failed message, with its two broker copies."""
     listed = _cli("dlq", "list", "-q", "object-shared")
@@ -102,13 +127,11 @@ def test_a_crash_between_dead_letter_and_ack_is_still_one_failed_message(
 
     metrics = Metrics(settings=settings, process_metrics=False)
     with running_worker(settings, observer=metrics):
-        wait_for(lambda: queue_depth(broker_url, queue) == 0, what="the redelivery handled")
+        _wait_until_redelivery_acked(broker_url, queue, metrics)
     assert queue_depth(broker_url, dlq) == 2  # two copies on the broker: at-least-once
 
     event_id = body["event_id"]
-    dead = metrics.registry.get_sample_value(
-        "entity_sync_messages_dead_lettered_total", {"queue": queue, "reason": "not_global_source"}
-    )
+    dead = _dead_lettered(metrics, queue)
     assert dead == 1.0  # the worker that died never counted its copy
 
     _check_one_failure_two_copies(dlq, event_id)

@@ -5,21 +5,8 @@ from __future__ import annotations
 import re
 import uuid
 
-from builders import (
-    GLOBAL,
-    add_target,
-    charge,
-    connect,
-    connected_world,
-    connection,
-    entity,
-    handle,
-    period,
-    product,
-    rate_plan,
-    settings,
-    store_source,
-)
+from builders import add_target, connect, connected_world, handle, store_source
+from event_builders import GLOBAL, charge, connection, entity, period, product, rate_plan, settings
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -3,19 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from builders import (
-    GLOBAL,
-    Snapshot,
-    add_target,
-    connected_world,
-    connection,
-    entity,
-    handle,
-    period,
-    product,
-    settings,
-    shared,
-)
+from builders import Snapshot, add_target, connected_world, handle
+from event_builders import GLOBAL, connection, entity, period, product, settings, shared
 
 from entity_sync.handlers.errors import Rejected
 from entity_sync.handlers.sharing.state import SharingState

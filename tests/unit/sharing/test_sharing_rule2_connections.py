@@ -6,20 +6,16 @@ import copy
 
 import pytest
 from builders import (
-    GLOBAL,
     Snapshot,
     add_target,
     connect,
-    connection,
-    entity,
     handle,
     only_decision,
-    product,
-    rate_plan,
     routing_keys,
     sent,
     share_tree,
 )
+from event_builders import GLOBAL, connection, entity, product, rate_plan
 
 from entity_sync.handlers.errors import Rejected, RetryLater
 from entity_sync.handlers.sharing import ids

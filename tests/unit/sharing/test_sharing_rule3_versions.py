@@ -6,23 +6,8 @@ import copy
 from typing import Any
 
 import pytest
-from builders import (
-    GLOBAL,
-    add_target,
-    charge,
-    connect,
-    connected_world,
-    connection,
-    copy_of,
-    entity,
-    handle,
-    period,
-    product,
-    rate_plan,
-    routing_keys,
-    sent,
-    settings,
-)
+from builders import add_target, connect, connected_world, copy_of, handle, routing_keys, sent
+from event_builders import GLOBAL, charge, connection, entity, period, product, rate_plan, settings
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st

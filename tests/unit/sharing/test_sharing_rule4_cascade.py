@@ -3,18 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from builders import (
-    Snapshot,
-    charge,
-    connected_world,
-    handle,
-    product,
-    rate_plan,
-    routing_keys,
-    sent,
-    share_tree,
-    store_source,
-)
+from builders import Snapshot, connected_world, handle, routing_keys, sent, share_tree, store_source
+from event_builders import charge, product, rate_plan
 
 from entity_sync.handlers.errors import RetryLater
 from entity_sync.schemas.inputs import ObjectShared

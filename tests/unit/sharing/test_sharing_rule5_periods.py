@@ -3,21 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from builders import (
-    GLOBAL,
-    Snapshot,
-    add_target,
-    connect,
-    connection,
-    entity,
-    handle,
-    only_output,
-    period,
-    product,
-    routing_keys,
-    sent,
-    settings,
-)
+from builders import Snapshot, add_target, connect, handle, only_output, routing_keys, sent
+from event_builders import GLOBAL, connection, entity, period, product, settings
 
 from entity_sync.handlers.errors import Rejected, RetryLater
 from entity_sync.handlers.sharing.state import SharingState

@@ -5,20 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from builders import (
-    Snapshot,
+from builders import Snapshot, connected_world, copy_of, handle, only_output, share_tree
+from event_builders import (
     charge,
-    connected_world,
     control_levels,
-    copy_of,
-    handle,
-    only_output,
     period,
     product,
     product_data,
     rate_plan,
     settings,
-    share_tree,
 )
 
 from entity_sync.handlers.errors import Rejected

@@ -3,22 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from builders import (
-    GLOBAL,
-    Snapshot,
-    charge,
-    connected_world,
-    copy_of,
-    delete,
-    entity,
-    handle,
-    only_output,
-    period,
-    product,
-    rate_plan,
-    settings,
-    share_tree,
-)
+from builders import Snapshot, connected_world, copy_of, handle, only_output, share_tree
+from event_builders import GLOBAL, charge, delete, entity, period, product, rate_plan, settings
 
 from entity_sync.handlers.errors import Rejected
 from entity_sync.handlers.sharing.state import SharingState

@@ -4,20 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from builders import (
-    GLOBAL,
-    add_target,
-    charge,
-    connected_world,
-    connection,
-    copy_of,
-    entity,
-    handle,
-    only_output,
-    product,
-    rate_plan,
-    routing_keys,
-)
+from builders import add_target, connected_world, copy_of, handle, only_output, routing_keys
+from event_builders import GLOBAL, charge, connection, entity, product, rate_plan
 
 from entity_sync.handlers.sharing.state import SharingState
 

@@ -5,21 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from builders import (
+from builders import Snapshot, add_target, connect, connected_world, handle, share_tree
+from event_builders import (
     GLOBAL,
-    Snapshot,
-    add_target,
-    connect,
-    connected_world,
     control_levels,
     delete,
     entity,
-    handle,
     period,
     product,
     product_data,
     settings,
-    share_tree,
     shared,
 )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from entity_sync.handlers.sharing import ids
-from entity_sync.handlers.sharing.model import Copy, Output
+from entity_sync.handlers.sharing.model import Copy, Output, SourceObject
 
 
 def target_update(cause_event_id: str, copy: Copy, action: str, changed: list[str]) -> Output:
@@ -32,14 +32,10 @@ def target_update(cause_event_id: str, copy: Copy, action: str, changed: list[st
 
 
 def share_exception(
-    cause_event_id: str,
-    target_entity: str,
-    object_type: str,
-    source_object_id: str,
-    version: int,
-    reason: str,
-    message: str,
+    cause_event_id: str, target_entity: str, source: SourceObject, reason: str, message: str
 ) -> Output:
+    """A target that may not receive a version of a source object (rule 5 blocks)."""
+    object_type, source_object_id, version = source.object_type, source.object_id, source.version
     event_id = ids.exception_event_id(cause_event_id, target_entity, object_type, source_object_id)
     return Output(
         routing_key=f"share.exception.{target_entity}",

@@ -103,7 +103,7 @@ def check_connection(
         )
 
 
-def check_object_event(
+def check_object_event(  # noqa: PLR0913 - keyword-only facts of one pure decision, run per event/target
     *,
     object_type: str,
     action: str,
@@ -167,7 +167,7 @@ def period_block(target: TargetView, first_period_start: dt.date | None) -> Targ
     return None
 
 
-def decide_target(
+def decide_target(  # noqa: PLR0913 - keyword-only facts of one pure decision, run per event/target
     *,
     object_type: str,
     version: int,

@@ -135,9 +135,7 @@ class Run:
                 outputs.share_exception(
                     self.cause,
                     link.target_entity,
-                    source.object_type,
-                    source.object_id,
-                    source.version,
+                    source,
                     verdict.reason,
                     verdict.message,
                 )
