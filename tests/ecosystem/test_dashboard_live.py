@@ -14,6 +14,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -153,70 +154,94 @@ def test_every_panel_shows_the_scenario_once_with_two_workers(
         check_rules(prom, names.dlq(object_q), names.dlq(admin_q))
 
 
+@dataclass
+class _Publishing:
+    """Publishes one message at a time and waits until the workers acked its deliveries: with
+    two competing workers, a child sent together with its parent could be handled first and
+    retried, and the scenario's figures would depend on timing."""
+
+    publisher: PikaPublisher
+    workers: list[str]
+    sent: Counter[str] = field(default_factory=Counter)  # deliveries expected per queue
+
+    def acked(self, queue: str) -> float:
+        return sum(
+            _scrape(w).value("entity_sync_messages_acked_total", queue=queue) for w in self.workers
+        )
+
+    def publish(self, queue: str, routing_key: str, body: Any, deliveries: int = 1) -> None:
+        stamp = {} if isinstance(body, bytes) else {"timestamp": int(time.time())}
+        self.publisher.publish(routing_key, body, **stamp)
+        self.sent[queue] += deliveries
+        wait_for(
+            lambda: self.acked(queue) == self.sent[queue],
+            60,
+            f"{routing_key} acked in {queue}",
+            status=lambda: self.acked(queue),
+        )
+
+
+def _publish_phases(run: _Publishing, prefix: str) -> dict[str, str]:
+    """Every phase of the scenario; returns the events the rules reject (id -> reason)."""
+    admin_q, object_q = f"{prefix}.entity-admin", f"{prefix}.object-shared"
+    # entity-admin (one active consumer): the admin phase and a schema-invalid body.
+    for routing_key, body in sc.admin_phase():
+        run.publish(admin_q, routing_key, body)
+    run.publish(admin_q, "entity.upserted", b"[1, 2, 3]")
+    # object-shared: the catalogue, an orphan (retried once, then dead-lettered), invalid
+    # JSON, then updates, a duplicate, a stale event and three the rules reject.
+    for routing_key, body in sc.object_phase():
+        run.publish(object_q, routing_key, body)
+    orphan = sc.obj("product_rate_plan", "rp-orphan", 1, {"name": "x"}, parent="p-missing")
+    run.publish(object_q, *orphan, deliveries=2)
+    run.publish(object_q, "object.shared.product", b"{not json")
+    changes, rejected = sc.change_phase()
+    for routing_key, body in changes:
+        run.publish(object_q, routing_key, body)
+    request = {
+        "request_id": sc.eid(),
+        "object_type": "billing_account",
+        "zuora_ids": [ACCOUNT],
+        "origin": "api",
+        "requested_by": "dashboard-test",
+        "requested_at": sc.T,
+    }
+    run.publish(f"{prefix}.sync-request", "sync.request", request)
+    return rejected
+
+
 def run_scenario(broker_url: str, prefix: str, workers: list[str]) -> dict[str, Any]:
     """Publishes the scenario phase by phase, each waited for; returns what the broker saw."""
     admin_q, object_q = f"{prefix}.entity-admin", f"{prefix}.object-shared"
     out_queue = bind_output_queue(broker_url, prefix)
-    publisher = PikaPublisher(broker_url, f"{prefix}.in")
+    run = _Publishing(PikaPublisher(broker_url, f"{prefix}.in"), workers)
+    outputs: list[Received] = []
 
-    def acked(queue: str) -> float:
-        return sum(
-            _scrape(w).value("entity_sync_messages_acked_total", queue=queue) for w in workers
-        )
-
-    sent = Counter[str]()  # deliveries expected per queue
-
-    def publish(queue: str, routing_key: str, body: Any, deliveries: int = 1) -> None:
-        """One message, then wait until its deliveries are acked: with two competing workers,
-        a child sent together with its parent could be handled first and retried, and the
-        scenario's figures would depend on timing."""
-        stamp = {} if isinstance(body, bytes) else {"timestamp": int(time.time())}
-        publisher.publish(routing_key, body, **stamp)
-        sent[queue] += deliveries
-        wait_for(
-            lambda: acked(queue) == sent[queue],
-            60,
-            f"{routing_key} acked in {queue}",
-            status=lambda: acked(queue),
-        )
+    def sync_completed() -> bool:
+        outputs.extend(drain(broker_url, out_queue))
+        return any(m.routing_key == "sync.completed" for m in outputs)
 
     try:
-        # entity-admin (one active consumer): the admin phase and a schema-invalid body.
-        for routing_key, body in sc.admin_phase():
-            publish(admin_q, routing_key, body)
-        publish(admin_q, "entity.upserted", b"[1, 2, 3]")
-        # object-shared: the catalogue, an orphan (retried once, then dead-lettered), invalid
-        # JSON, then updates, a duplicate, a stale event and three the rules reject.
-        for routing_key, body in sc.object_phase():
-            publish(object_q, routing_key, body)
-        orphan = sc.obj("product_rate_plan", "rp-orphan", 1, {"name": "x"}, parent="p-missing")
-        publish(object_q, *orphan, deliveries=2)
-        publish(object_q, "object.shared.product", b"{not json")
-        changes, rejected = sc.change_phase()
-        for routing_key, body in changes:
-            publish(object_q, routing_key, body)
-        request = {
-            "request_id": sc.eid(),
-            "object_type": "billing_account",
-            "zuora_ids": [ACCOUNT],
-            "origin": "api",
-            "requested_by": "dashboard-test",
-            "requested_at": sc.T,
-        }
-        publish(f"{prefix}.sync-request", "sync.request", request)
-        outputs: list[Received] = []
-
-        def sync_completed() -> bool:
-            outputs.extend(drain(broker_url, out_queue))
-            return any(m.routing_key == "sync.completed" for m in outputs)
-
+        rejected = _publish_phases(run, prefix)
         wait_for(sync_completed, 120, "sync.completed")
     finally:
-        publisher.close()
+        run.publisher.close()
     dlq = {
         Names.dlq(object_q): len(rejected) + 2,  # + the orphan and the invalid JSON
         Names.dlq(admin_q): 1,
     }
+    _settle(broker_url, workers, dlq)
+    outputs.extend(drain(broker_url, out_queue))
+    dead_lettered = {
+        **{(object_q, reason): 1 for reason in rejected.values()},
+        (object_q, "parent_unknown"): 1,
+        (object_q, "invalid_json"): 1,
+        (admin_q, "schema_invalid"): 1,
+    }
+    return _expected(run.sent, dlq, dead_lettered, object_q, outputs)
+
+
+def _settle(broker_url: str, workers: list[str], dlq: dict[str, int]) -> None:
     for queue, depth in dlq.items():
         wait_for(partial(_depth_is, broker_url, queue, depth), 30, f"{depth} in {queue}")
     wait_for(
@@ -224,17 +249,20 @@ def run_scenario(broker_url: str, prefix: str, workers: list[str]) -> dict[str, 
         30,
         "an empty outbox",
     )
-    outputs.extend(drain(broker_url, out_queue))
+
+
+def _expected(
+    sent: Counter[str],
+    dlq: dict[str, int],
+    dead_lettered: dict[tuple[str, str], int],
+    object_q: str,
+    outputs: list[Received],
+) -> dict[str, Any]:
     completed = [m.json() for m in outputs if m.routing_key == "sync.completed"]
     return {
         "acked": dict(sent),
         "dlq": dlq,
-        "dead_lettered": {
-            **{(object_q, reason): 1 for reason in rejected.values()},
-            (object_q, "parent_unknown"): 1,
-            (object_q, "invalid_json"): 1,
-            (admin_q, "schema_invalid"): 1,
-        },
+        "dead_lettered": dead_lettered,
         "retried": {(object_q, "parent_unknown"): 1},
         "targets": Counter(
             m.routing_key.split(".")[1] for m in outputs if m.routing_key.startswith("target.")
