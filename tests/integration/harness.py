@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
@@ -75,6 +76,27 @@ def final_state(app: App) -> dict[str, Any]:
 
 def run_scenario(app: App, backend: Backend, prefix: str) -> dict[str, Any]:
     """Publishes the scenario phase by phase and checks every observable result."""
+    observed = publish_phases(app, backend, prefix)
+    updates = check_outputs(observed.outputs)
+    check_update_contents(updates)
+    check_dead_letters(observed)
+    check_state(app)
+    return final_state(app)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What a scenario run left on the broker, with the bad input it was given."""
+
+    outputs: list[Received]
+    object_dlq: list[Received]
+    admin_dlq: list[Received]
+    poison: list[tuple[str, bytes, str]]  # routing key, body, expected x-error-type
+    rejected: dict[str, str]  # event id -> expected x-error-type, for change-phase rejections
+
+
+def publish_phases(app: App, backend: Backend, prefix: str) -> Observed:
+    """Admin, objects, changes (with poison), release: each phase waits for the last to apply."""
     admin = sc.admin_phase()
     backend.publish(list(admin))
     wait_for(lambda: settled(app, len(admin)), what="admin events applied")
@@ -103,8 +125,11 @@ def run_scenario(app: App, backend: Backend, prefix: str) -> dict[str, Any]:
         lambda: processed(app) == len(admin) + len(objects) + 2 + len(release),
         what="release applied",
     )
+    return Observed(outputs, object_dlq, admin_dlq, poison, rejected)
 
-    # --- outputs: one update per receiving target, each valid against the contract ---------
+
+def check_outputs(outputs: list[Received]) -> list[Received]:
+    """One update per receiving target, each valid against the contract; returns the updates."""
     updates = [o for o in outputs if o.routing_key.startswith("target.")]
     exceptions = [o for o in outputs if o.routing_key.startswith("share.exception.")]
     for o in updates:
@@ -119,7 +144,11 @@ def run_scenario(app: App, backend: Backend, prefix: str) -> dict[str, Any]:
     exc = ShareException.model_validate(exceptions[0].json())
     assert (exc.target_entity, exc.reason) == ("t-own", "target_has_own_periods")
     assert exceptions[0].routing_key == "share.exception.t-own"
+    return updates
 
+
+def check_update_contents(updates: list[Received]) -> None:
+    """What the updates carry: controlled fields, currencies, parents, the release, hostile text."""
     by_key = {
         (o.json()["target_entity"], o.json()["source_object_id"], o.json()["action"]): o.json()
         for o in updates
@@ -145,7 +174,21 @@ def run_scenario(app: App, backend: Backend, prefix: str) -> dict[str, Any]:
     hostile = by_key[("t-auto", sc.HOSTILE_PRODUCT, "create")]
     assert hostile["data"]["name"] == sc.HOSTILE_NAME  # verbatim, never interpreted
 
-    # --- dead letters: at once, with the §6 headers and the original body ------------------
+
+DLQ_HEADERS = (
+    "x-error-type",
+    "x-error-message",
+    "x-error-at",
+    "x-attempts",
+    "x-original-queue",
+    "x-original-routing-key",
+)
+
+
+def check_dead_letters(observed: Observed) -> None:
+    """Dead letters: at once, with the §6 headers and the original body."""
+    object_dlq, admin_dlq = observed.object_dlq, observed.admin_dlq
+    poison, rejected = observed.poison, observed.rejected
     reasons = Counter(d.headers["x-error-type"] for d in object_dlq)
     expected = Counter(reason for *_, reason in poison if reason != "unknown_routing_key")
     expected.update(rejected.values())
@@ -156,14 +199,7 @@ def run_scenario(app: App, backend: Backend, prefix: str) -> dict[str, Any]:
         "unknown_routing_key": 1,
     }
     for d in object_dlq + admin_dlq:
-        for header in (
-            "x-error-type",
-            "x-error-message",
-            "x-error-at",
-            "x-attempts",
-            "x-original-queue",
-            "x-original-routing-key",
-        ):
+        for header in DLQ_HEADERS:
             assert header in d.headers, header
         assert d.headers["x-attempts"] == 1
     originals = {body for _, body, _ in poison}
@@ -174,7 +210,9 @@ def run_scenario(app: App, backend: Backend, prefix: str) -> dict[str, Any]:
         if d.headers["x-error-type"] in rejected.values():
             assert rejected[orjson.loads(d.body)["event_id"]] == d.headers["x-error-type"]
 
-    # --- state ------------------------------------------------------------------------------
+
+def check_state(app: App) -> None:
+    """The copies held per target, and an empty outbox once the worker is idle."""
     held = copies(app)
     assert held[("t-auto", sc.PRODUCT)]["version"] == 2
     assert held[("t-auto", sc.PERIOD)]["version"] == 1
@@ -185,4 +223,3 @@ def run_scenario(app: App, backend: Backend, prefix: str) -> dict[str, Any]:
     assert not any(k[0] == "t-pending" for k in held)
     # confirmed batches leave nothing in the outbox once the worker is idle
     wait_for(lambda: outbox.backlog(app.engine) == 0, what="outbox emptied")
-    return final_state(app)

@@ -50,114 +50,137 @@ def _q(prefix: str, name: str) -> str:
 def test_a_live_scrape_shows_every_metric_moving(
     broker_url: str, database_url: str, prefix: str
 ) -> None:
+    """One run, scraped three times: idle, after the traffic settled, and after stopping."""
     settings = settings_for(
         prefix, broker_url, database_url, max_attempts=2, retry_delays="1", batch_size=50
     )
     admin_q, object_q = _q(prefix, ADMIN_Q), _q(prefix, OBJECT_Q)
     with live_worker(settings) as live:
-        before = live.scrape()
-        assert before.value("entity_sync_broker_connected") == 1
-        assert before.value("entity_sync_ready") == 1
-        assert ("entity_sync_outbox_backlog_messages", frozenset()) in before.samples
-        assert before.value("entity_sync_messages_acked_total", queue=object_q) == 0
-        assert before.value("entity_sync_queue_consumers", queue=object_q) == 1
+        _check_idle(live.scrape(), object_q)
 
         out_queue = bind_output_queue(broker_url, prefix)
-        publisher = PikaPublisher(broker_url, f"{prefix}.in")
-        stamped = 0
-        published_at = int(time.time())
-        for routing_key, body in [*sc.admin_phase(), *sc.object_phase()]:
-            publisher.publish(routing_key, body, timestamp=published_at)
-            stamped += 1
-        # A rate plan whose product never arrives: retried once, then dead-lettered.
-        orphan = sc.obj("product_rate_plan", "rp-orphan", 1, {"name": "x"}, parent="p-missing")
-        publisher.publish(orphan[0], orphan[1], timestamp=published_at)
-        stamped += 1
-        # Poison, published without a timestamp: dead-lettered, and not in the critical time.
-        publisher.publish("object.shared.product", b"{not json")
-        publisher.close()
-        total = stamped + 1
-
-        def acked(scrape: Scrape) -> float:
-            return scrape.value("entity_sync_messages_acked_total")
-
+        stamped = _publish_traffic(broker_url, prefix)
+        total = stamped + 1  # and the poison
         # The orphan is delivered twice (first attempt, then the retry after 1 s).
-        wait_for(lambda: acked(live.scrape()) >= total + 1, 60, "every delivery acked")
+        wait_for(lambda: _acked(live.scrape()) >= total + 1, 60, "every delivery acked")
         wait_for(lambda: queue_depth(broker_url, Names.dlq(object_q)) == 2, 30, "two dead letters")
         after = live.scrape()
 
-        n_admin = len(sc.admin_phase())
-        assert after.value("entity_sync_messages_consumed_total", queue=admin_q) == n_admin
-        assert after.value("entity_sync_messages_acked_total", queue=admin_q) == n_admin
-        assert after.value("entity_sync_messages_acked_total", queue=object_q) == total + 1 - (
-            n_admin
-        )
-        assert after.value("entity_sync_message_fates_total", fate="applied") >= stamped - 1
-        assert after.value("entity_sync_message_fates_total", fate="retried") == 1
-        assert after.value("entity_sync_message_fates_total", fate="dead_lettered") == 2
-        assert (
-            after.value(
-                "entity_sync_messages_dead_lettered_total", queue=object_q, reason="invalid_json"
-            )
-            == 1
-        )
-        assert (
-            after.value(
-                "entity_sync_messages_dead_lettered_total", queue=object_q, reason="parent_unknown"
-            )
-            == 1
-        )
-        assert (
-            after.value(
-                "entity_sync_messages_retried_total", queue=object_q, reason="parent_unknown"
-            )
-            == 1
-        )
-
-        # Target updates by target: connected targets got the product tree, pending ones not.
-        for target in ("t-auto", "t-manual"):
-            assert after.value("entity_sync_target_updates_total", target_entity=target) >= 3
-            assert (
-                after.value(
-                    "entity_sync_target_updates_total", target_entity=target, object_type="product"
-                )
-                >= 1
-            )
-        assert after.value("entity_sync_target_updates_total", target_entity="t-pending") == 0
-        published = drain(broker_url, out_queue)
-        targets = [m for m in published if m.routing_key.startswith("target.")]
-        assert after.value("entity_sync_target_updates_total") == len(targets)
-        assert (
-            after.value("entity_sync_share_exceptions_total", reason="target_has_own_periods") >= 1
-        )
-        exceptions = [m for m in published if m.routing_key.startswith("share.exception.")]
-        assert after.value("entity_sync_share_exceptions_total") == len(exceptions)
-
-        # Batch histograms: every acked delivery is in one batch.
-        assert after.value("entity_sync_batch_size_messages_sum") == acked(after)
-        batches = after.value("entity_sync_batch_size_messages_count")
-        assert batches >= 1
-        assert after.value("entity_sync_batch_handling_seconds_count") == batches
-        assert after.value("entity_sync_batch_handling_seconds_sum") > 0
-
-        # Critical time: each stamped delivery once (the orphan twice), the poison not at all.
-        assert after.value("entity_sync_critical_time_seconds_count") == stamped + 1
-        assert after.value("entity_sync_critical_time_seconds_sum") >= 1  # the retry waited 1 s
-        assert (
-            after.value("entity_sync_critical_time_seconds_bucket", queue=object_q, le="+Inf")
-            == stamped + 1 - n_admin
-        )
-
-        # Scrape-time gauges: outbox drained, DLQ depth seen, still connected and ready.
-        assert after.value("entity_sync_outbox_backlog_messages") == 0
-        assert after.value("entity_sync_queue_messages", queue=Names.dlq(object_q), kind="dlq") == 2
-        assert after.value("entity_sync_broker_connected") == 1
-        assert after.value("entity_sync_ready") == 1
+        _check_deliveries(after, admin_q, object_q, stamped)
+        _check_target_updates(after, broker_url, out_queue)
+        _check_batches_and_critical_time(after, object_q, stamped)
+        _check_scrape_time_gauges(after, object_q)
 
         live.stop()
         stopped = live.scrape()
         assert stopped.value("entity_sync_ready") == 0
         assert stopped.value("entity_sync_queue_consumers", queue=object_q) == 0
+
+
+def _acked(scrape: Scrape) -> float:
+    return scrape.value("entity_sync_messages_acked_total")
+
+
+def _check_idle(before: Scrape, object_q: str) -> None:
+    """Before any traffic: connected, ready, consuming, nothing acked, the backlog gauge there."""
+    assert before.value("entity_sync_broker_connected") == 1
+    assert before.value("entity_sync_ready") == 1
+    assert ("entity_sync_outbox_backlog_messages", frozenset()) in before.samples
+    assert before.value("entity_sync_messages_acked_total", queue=object_q) == 0
+    assert before.value("entity_sync_queue_consumers", queue=object_q) == 1
+
+
+def _publish_traffic(broker_url: str, prefix: str) -> int:
+    """The admin and object phases and an orphan rate plan, timestamped, then one poison
+    message without a timestamp. Returns how many timestamped messages were published."""
+    publisher = PikaPublisher(broker_url, f"{prefix}.in")
+    stamped = 0
+    published_at = int(time.time())
+    for routing_key, body in [*sc.admin_phase(), *sc.object_phase()]:
+        publisher.publish(routing_key, body, timestamp=published_at)
+        stamped += 1
+    # A rate plan whose product never arrives: retried once, then dead-lettered.
+    orphan = sc.obj("product_rate_plan", "rp-orphan", 1, {"name": "x"}, parent="p-missing")
+    publisher.publish(orphan[0], orphan[1], timestamp=published_at)
+    stamped += 1
+    # Poison, published without a timestamp: dead-lettered, and not in the critical time.
+    publisher.publish("object.shared.product", b"{not json")
+    publisher.close()
+    return stamped
+
+
+def _check_deliveries(after: Scrape, admin_q: str, object_q: str, stamped: int) -> None:
+    """Consumed and acked per queue; fates, dead letters and retries with their reasons."""
+    total = stamped + 1  # and the poison
+    n_admin = len(sc.admin_phase())
+    assert after.value("entity_sync_messages_consumed_total", queue=admin_q) == n_admin
+    assert after.value("entity_sync_messages_acked_total", queue=admin_q) == n_admin
+    assert after.value("entity_sync_messages_acked_total", queue=object_q) == total + 1 - n_admin
+    assert after.value("entity_sync_message_fates_total", fate="applied") >= stamped - 1
+    assert after.value("entity_sync_message_fates_total", fate="retried") == 1
+    assert after.value("entity_sync_message_fates_total", fate="dead_lettered") == 2
+    assert (
+        after.value(
+            "entity_sync_messages_dead_lettered_total", queue=object_q, reason="invalid_json"
+        )
+        == 1
+    )
+    assert (
+        after.value(
+            "entity_sync_messages_dead_lettered_total", queue=object_q, reason="parent_unknown"
+        )
+        == 1
+    )
+    assert (
+        after.value("entity_sync_messages_retried_total", queue=object_q, reason="parent_unknown")
+        == 1
+    )
+
+
+def _check_target_updates(after: Scrape, broker_url: str, out_queue: str) -> None:
+    """Target updates by target: connected targets got the product tree, pending ones not; the
+    update and share-exception counters match what was published."""
+    for target in ("t-auto", "t-manual"):
+        assert after.value("entity_sync_target_updates_total", target_entity=target) >= 3
+        assert (
+            after.value(
+                "entity_sync_target_updates_total", target_entity=target, object_type="product"
+            )
+            >= 1
+        )
+    assert after.value("entity_sync_target_updates_total", target_entity="t-pending") == 0
+    published = drain(broker_url, out_queue)
+    targets = [m for m in published if m.routing_key.startswith("target.")]
+    assert after.value("entity_sync_target_updates_total") == len(targets)
+    assert after.value("entity_sync_share_exceptions_total", reason="target_has_own_periods") >= 1
+    exceptions = [m for m in published if m.routing_key.startswith("share.exception.")]
+    assert after.value("entity_sync_share_exceptions_total") == len(exceptions)
+
+
+def _check_batches_and_critical_time(after: Scrape, object_q: str, stamped: int) -> None:
+    """Batch histograms: every acked delivery is in one batch. Critical time: each stamped
+    delivery once (the orphan twice), the poison not at all."""
+    assert after.value("entity_sync_batch_size_messages_sum") == _acked(after)
+    batches = after.value("entity_sync_batch_size_messages_count")
+    assert batches >= 1
+    assert after.value("entity_sync_batch_handling_seconds_count") == batches
+    assert after.value("entity_sync_batch_handling_seconds_sum") > 0
+
+    n_admin = len(sc.admin_phase())
+    assert after.value("entity_sync_critical_time_seconds_count") == stamped + 1
+    assert after.value("entity_sync_critical_time_seconds_sum") >= 1  # the retry waited 1 s
+    assert (
+        after.value("entity_sync_critical_time_seconds_bucket", queue=object_q, le="+Inf")
+        == stamped + 1 - n_admin
+    )
+
+
+def _check_scrape_time_gauges(after: Scrape, object_q: str) -> None:
+    """Outbox drained, DLQ depth seen, still connected and ready."""
+    assert after.value("entity_sync_outbox_backlog_messages") == 0
+    assert after.value("entity_sync_queue_messages", queue=Names.dlq(object_q), kind="dlq") == 2
+    assert after.value("entity_sync_broker_connected") == 1
+    assert after.value("entity_sync_ready") == 1
 
 
 @pytest.mark.soap

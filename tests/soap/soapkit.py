@@ -20,6 +20,15 @@ def zid(kind: int, n: int) -> str:
     return f"{kind:02x}{n:030x}"
 
 
+Seed = dict[str, list[dict[str, Any]]]
+"""Rows by billing object name, as the sandbox takes them."""
+
+SEED_OBJECTS = (
+    "Account", "Contact", "PaymentMethod", "Subscription", "RatePlan", "RatePlanCharge",
+    "Invoice", "Payment",
+)  # fmt: skip
+
+
 def account_seed(
     n_accounts: int = 1,
     *,
@@ -27,73 +36,94 @@ def account_seed(
     crm_id: bool | str = True,
     start: int = 1,
     name: str = "Customer",
-) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+) -> tuple[Seed, list[str]]:
     """Accounts with their related objects. `crm_id`: True gives each its own CRM account, a
-    string puts every account under that CRM account, False leaves CrmId out."""
-    seed: dict[str, list[dict[str, Any]]] = {
-        k: []
-        for k in (
-            "Account", "Contact", "PaymentMethod", "Subscription", "RatePlan", "RatePlanCharge",
-            "Invoice", "Payment",
-        )
-    }  # fmt: skip
+    string puts every account under that CRM account, False leaves CrmId out.
+
+    Account `a` gets two contacts (bill-to, sold-to), a payment method, two subscriptions of
+    one rate plan with two charges each, `invoices` invoices and a payment (of its first
+    invoice, if it has one). Each object type has its own id `kind` (see `zid`)."""
+    seed: Seed = {k: [] for k in SEED_OBJECTS}
     ids = []
     for a in range(start, start + n_accounts):
         account_id = zid(0x0A, a)
         ids.append(account_id)
         bill_to, sold_to = zid(0x0C, a * 2), zid(0x0C, a * 2 + 1)
-        seed["Account"].append(
-            {
-                "Id": account_id, "AccountNumber": f"A-{a:05d}", "Name": f"{name} {a}",
-                "Balance": "125.50", "Currency": "EUR", "Status": "Active",
-                "BillToId": bill_to, "SoldToId": sold_to, "LastInvoiceDate": "2026-10-01",
-                **({"CrmId": crm_id if isinstance(crm_id, str) else f"001{a:012d}AAA"}
-                   if crm_id else {}),
-            }
-        )  # fmt: skip
-        for contact_id, first in ((bill_to, "Bill"), (sold_to, "Sold")):
-            seed["Contact"].append(
-                {
-                    "Id": contact_id, "AccountId": account_id, "FirstName": first,
-                    "LastName": f"Payer{a}", "WorkEmail": f"{first.lower()}{a}@example.com",
-                    "City": "Berlin", "Country": "Germany",
-                }
-            )  # fmt: skip
-        seed["PaymentMethod"].append(
-            {"Id": zid(0x0D, a), "AccountId": account_id, "Type": "CreditCard",
-             "CreditCardMaskNumber": "************1111", "CreditCardType": "Visa"}
-        )  # fmt: skip
-        for s in range(2):
-            sub_id = zid(0x05, a * 10 + s)
-            seed["Subscription"].append(
-                {"Id": sub_id, "AccountId": account_id, "Name": f"S-{a}-{s}", "Status": "Active",
-                 "AutoRenew": True, "SubscriptionStartDate": "2026-01-01", "TermType": "TERMED"}
-            )  # fmt: skip
-            plan_id = zid(0x06, a * 10 + s)
-            seed["RatePlan"].append(
-                {"Id": plan_id, "SubscriptionId": sub_id, "Name": "Gold",
-                 "ProductRatePlanId": zid(0x1B, 1)}
-            )  # fmt: skip
-            for c in range(2):
-                seed["RatePlanCharge"].append(
-                    {"Id": zid(0x07, a * 100 + s * 10 + c), "RatePlanId": plan_id,
-                     "Name": f"Fee {c}", "ChargeNumber": f"C-{a}-{s}-{c}",
-                     "ChargeModel": "Flat Fee Pricing",
-                     "ChargeType": "Recurring", "Price": "10.00", "Quantity": "1",
-                     "EffectiveStartDate": "2026-01-01"}
-                )  # fmt: skip
-        for i in range(invoices):
-            seed["Invoice"].append(
-                {"Id": zid(0x08, a * 100_000 + i), "AccountId": account_id,
-                 "InvoiceNumber": f"INV-{a}-{i:05d}", "Amount": "20.00", "Balance": "0",
-                 "InvoiceDate": "2026-02-01", "DueDate": "2026-03-01", "Status": "Posted"}
-            )  # fmt: skip
-        seed["Payment"].append(
-            {"Id": zid(0x09, a), "AccountId": account_id, "Amount": "20.00",
-             "EffectiveDate": "2026-02-10", "PaymentNumber": f"P-{a}", "Status": "Processed",
-             "Type": "Electronic", **({"InvoiceId": zid(0x08, a * 100_000)} if invoices else {})}
-        )  # fmt: skip
+        seed["Account"].append(_account(a, account_id, bill_to, sold_to, crm_id, name))
+        seed["Contact"].extend(_contacts(a, account_id, bill_to, sold_to))
+        seed["PaymentMethod"].append(_payment_method(a, account_id))
+        _add_subscriptions(seed, a, account_id)
+        seed["Invoice"].extend(_invoices(a, account_id, invoices))
+        seed["Payment"].append(_payment(a, account_id, invoices))
     return seed, ids
+
+
+def _account(
+    a: int, account_id: str, bill_to: str, sold_to: str, crm_id: bool | str, name: str
+) -> dict[str, Any]:
+    return {
+        "Id": account_id, "AccountNumber": f"A-{a:05d}", "Name": f"{name} {a}",
+        "Balance": "125.50", "Currency": "EUR", "Status": "Active",
+        "BillToId": bill_to, "SoldToId": sold_to, "LastInvoiceDate": "2026-10-01",
+        **({"CrmId": crm_id if isinstance(crm_id, str) else f"001{a:012d}AAA"}
+           if crm_id else {}),
+    }  # fmt: skip
+
+
+def _contacts(a: int, account_id: str, bill_to: str, sold_to: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "Id": contact_id, "AccountId": account_id, "FirstName": first,
+            "LastName": f"Payer{a}", "WorkEmail": f"{first.lower()}{a}@example.com",
+            "City": "Berlin", "Country": "Germany",
+        }
+        for contact_id, first in ((bill_to, "Bill"), (sold_to, "Sold"))
+    ]  # fmt: skip
+
+
+def _payment_method(a: int, account_id: str) -> dict[str, Any]:
+    return {"Id": zid(0x0D, a), "AccountId": account_id, "Type": "CreditCard",
+            "CreditCardMaskNumber": "************1111", "CreditCardType": "Visa"}  # fmt: skip
+
+
+def _add_subscriptions(seed: Seed, a: int, account_id: str) -> None:
+    """Two subscriptions, each with one rate plan of two charges."""
+    for s in range(2):
+        sub_id = zid(0x05, a * 10 + s)
+        seed["Subscription"].append(
+            {"Id": sub_id, "AccountId": account_id, "Name": f"S-{a}-{s}", "Status": "Active",
+             "AutoRenew": True, "SubscriptionStartDate": "2026-01-01", "TermType": "TERMED"}
+        )  # fmt: skip
+        plan_id = zid(0x06, a * 10 + s)
+        seed["RatePlan"].append(
+            {"Id": plan_id, "SubscriptionId": sub_id, "Name": "Gold",
+             "ProductRatePlanId": zid(0x1B, 1)}
+        )  # fmt: skip
+        for c in range(2):
+            seed["RatePlanCharge"].append(
+                {"Id": zid(0x07, a * 100 + s * 10 + c), "RatePlanId": plan_id,
+                 "Name": f"Fee {c}", "ChargeNumber": f"C-{a}-{s}-{c}",
+                 "ChargeModel": "Flat Fee Pricing",
+                 "ChargeType": "Recurring", "Price": "10.00", "Quantity": "1",
+                 "EffectiveStartDate": "2026-01-01"}
+            )  # fmt: skip
+
+
+def _invoices(a: int, account_id: str, invoices: int) -> list[dict[str, Any]]:
+    return [
+        {"Id": zid(0x08, a * 100_000 + i), "AccountId": account_id,
+         "InvoiceNumber": f"INV-{a}-{i:05d}", "Amount": "20.00", "Balance": "0",
+         "InvoiceDate": "2026-02-01", "DueDate": "2026-03-01", "Status": "Posted"}
+        for i in range(invoices)
+    ]  # fmt: skip
+
+
+def _payment(a: int, account_id: str, invoices: int) -> dict[str, Any]:
+    """Pays the account's first invoice, if it has any."""
+    return {"Id": zid(0x09, a), "AccountId": account_id, "Amount": "20.00",
+            "EffectiveDate": "2026-02-10", "PaymentNumber": f"P-{a}", "Status": "Processed",
+            "Type": "Electronic",
+            **({"InvoiceId": zid(0x08, a * 100_000)} if invoices else {})}  # fmt: skip
 
 
 def product_seed(
