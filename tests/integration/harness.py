@@ -138,7 +138,9 @@ def check_outputs(outputs: list[Received]) -> list[Received]:
         assert o.message_id == str(body.event_id)
     assert len({o.message_id for o in outputs}) == len(outputs), "output ids are unique"
     per_target = Counter(o.json()["target_entity"] for o in updates)
-    assert per_target == {"t-auto": 6, "t-manual": 6, "t-own": 5}
+    seen = [(o.routing_key, o.json().get("source_object_id"), o.json().get("cause_event_id"))
+            for o in outputs]  # fmt: skip
+    assert per_target == {"t-auto": 6, "t-manual": 6, "t-own": 5}, f"outputs: {seen}"
     assert "t-pending" not in per_target
     assert len(exceptions) == 1
     exc = ShareException.model_validate(exceptions[0].json())
