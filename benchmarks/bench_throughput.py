@@ -40,7 +40,7 @@ from entity_sync.bootstrap import build
 from entity_sync.config import Settings
 from entity_sync.runtime import retry
 from entity_sync.runtime.consumer import Worker
-from entity_sync.runtime.topology import Names, declare, input_queues
+from entity_sync.runtime.topology import DELIVERY_LIMIT, Names, declare, input_queues
 from entity_sync.store import tables as t
 from entity_sync.store.repository import running_jobs
 from tests.support import scenario as sc
@@ -190,7 +190,10 @@ def worker_rate(args: argparse.Namespace, db_url: str, prefix: str, targets: int
     if copies != n * targets or worker.stats.fates["applied"] != n:
         _diagnose(app, settings, worker, events)
         app.close()
-        raise SystemExit(f"expected {n * targets} copies, found {copies}")
+        raise SystemExit(
+            f"expected {n * targets} copies, found {copies}; "
+            f"{worker.stats.fates['applied']} of {n} events applied"
+        )
     app.close()
     # Less sensitive than the rate to what else runs on the cores: CPU, not wall-clock time.
     print(f"    worker thread CPU {cpu / n * 1e6:,.0f} ms per 1,000 events", flush=True)
@@ -201,7 +204,14 @@ def _diagnose(app: Any, settings: Settings, worker: Worker, events: list[sc.Even
     """Where did the events go? Fates, queue depths, input events kept in `unrouted`, and the
     event ids the worker recorded as processed against those published."""
     names = app.names
-    print(f"    DIAGNOSIS fates {dict(worker.stats.fates)}", flush=True)
+    st = worker.stats
+    fates = {str(k): v for k, v in st.fates.items()}
+    print(
+        f"    DIAGNOSIS fates {fates}, reconnects {st.reconnects} (each returns the "
+        f"unacked deliveries: x-delivery-limit dead-letters after {DELIVERY_LIMIT}), "
+        f"db_waits {st.db_waits}, contention_retries {st.contention_retries}",
+        flush=True,
+    )
     queue = names.object_shared
     depth: dict[str, object] = {}
     with Connection(settings.broker_url) as conn:
