@@ -13,14 +13,18 @@ Queues use a fresh prefix and the state a fresh PostgreSQL database; both are re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import gc
+import socket
 import statistics
 import sys
 import threading
 import time
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -36,30 +40,73 @@ from entity_sync.bootstrap import build
 from entity_sync.config import Settings
 from entity_sync.runtime import retry
 from entity_sync.runtime.consumer import Worker
-from entity_sync.runtime.topology import Names, declare, input_queues
+from entity_sync.runtime.topology import DELIVERY_LIMIT, Names, declare, input_queues
 from entity_sync.store import tables as t
 from entity_sync.store.jobs import running_jobs
 from tests.support import scenario as sc
 
 
-def publish(url: str, exchange: str, messages: list[tuple[str, bytes]]) -> None:
+def publish(url: str, exchange: str, messages: list[tuple[str, bytes]]) -> None:  # noqa: C901
+    """Publish with publisher confirms and wait for every confirm; republish what the broker
+    nacks. A quorum queue nacks a publish it could not take (e.g. its enqueuer registration
+    timed out on a loaded broker): a `basic_qos` round trip after the publishes only shows the
+    broker read them, not that a queue kept them, so ignoring confirms lost events under load.
+    """
+    pending = list(messages)
+    nacked_total = 0
     with Connection(url, transport_options={"confirm_publish": False}) as conn:
         channel = conn.channel()
         channel.confirm_select()
         producer = Producer(channel)
         ex = Exchange(exchange, type="topic", durable=True)
-        for rk, body in messages:
-            producer.publish(
-                body,
-                exchange=ex if exchange else "",
-                routing_key=rk,
-                content_type="application/json",
-                content_encoding="utf-8",
-                delivery_mode=2,
-                retry=False,
-            )
-        # a confirmed no-op round trip: every earlier publish is confirmed before it returns
-        channel.basic_qos(0, 1, False)
+        outstanding: OrderedDict[int, tuple[str, bytes]] = OrderedDict()
+        nacked: list[tuple[str, bytes]] = []
+        seq = 0
+
+        def settle(tag: int, multiple: bool, keep: list[tuple[str, bytes]] | None) -> None:
+            if multiple:
+                while outstanding and next(iter(outstanding)) <= tag:
+                    _, msg = outstanding.popitem(last=False)
+                    if keep is not None:
+                        keep.append(msg)
+            elif tag in outstanding:
+                msg = outstanding.pop(tag)
+                if keep is not None:
+                    keep.append(msg)
+
+        channel.events["basic_ack"].add(lambda tag, multiple: settle(tag, multiple, None))
+        channel.events["basic_nack"].add(lambda tag, multiple: settle(tag, multiple, nacked))
+
+        def drain_until(limit: int) -> None:
+            deadline = time.monotonic() + 300
+            while len(outstanding) > limit:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"publish: {len(outstanding)} publishes never confirmed")
+                with contextlib.suppress(socket.timeout):
+                    conn.drain_events(timeout=1)
+
+        while pending:
+            for rk, body in pending:
+                seq += 1
+                outstanding[seq] = (rk, body)
+                producer.publish(
+                    body,
+                    exchange=ex if exchange else "",
+                    routing_key=rk,
+                    content_type="application/json",
+                    content_encoding="utf-8",
+                    delivery_mode=2,
+                    retry=False,
+                )
+                if len(outstanding) >= 10_000:
+                    drain_until(5_000)
+            drain_until(0)
+            pending, nacked = nacked, []
+            nacked_total += len(pending)
+            if pending:
+                time.sleep(0.1)  # a back-off: a queue refusing now may take them in a moment
+    if nacked_total:
+        print(f"    publish: broker nacked {nacked_total} publishes, republished", flush=True)
 
 
 def raw_rate(url: str, prefix: str, n: int, prefetch: int) -> float:
@@ -140,12 +187,72 @@ def worker_rate(args: argparse.Namespace, db_url: str, prefix: str, targets: int
     thread.join(timeout=60)
     with app.engine.connect() as conn:
         copies = conn.execute(sa.select(sa.func.count()).select_from(t.target_copies)).scalar()
+    if copies != n * targets or worker.stats.fates["applied"] != n:
+        _diagnose(app, settings, worker, events)
+        app.close()
+        raise SystemExit(
+            f"expected {n * targets} copies, found {copies}; "
+            f"{worker.stats.fates['applied']} of {n} events applied"
+        )
     app.close()
-    if copies != n * targets:
-        raise SystemExit(f"expected {n * targets} copies, found {copies}")
     # Less sensitive than the rate to what else runs on the cores: CPU, not wall-clock time.
     print(f"    worker thread CPU {cpu / n * 1e6:,.0f} ms per 1,000 events", flush=True)
     return float(n / (end - start))
+
+
+def _diagnose(app: Any, settings: Settings, worker: Worker, events: list[sc.Event]) -> None:
+    """Where did the events go? Fates, queue depths, input events kept in `unrouted`, and the
+    event ids the worker recorded as processed against those published."""
+    names = app.names
+    st = worker.stats
+    fates = {str(k): v for k, v in st.fates.items()}
+    print(
+        f"    DIAGNOSIS fates {fates}, reconnects {st.reconnects} (each returns the "
+        f"unacked deliveries: x-delivery-limit dead-letters after {DELIVERY_LIMIT}), "
+        f"db_waits {st.db_waits}, contention_retries {st.contention_retries}",
+        flush=True,
+    )
+    queue = names.object_shared
+    depth: dict[str, object] = {}
+    with Connection(settings.broker_url) as conn:
+        watched = [queue, names.dlq(queue), names.unrouted]
+        watched += [names.retry_queue(queue, d) for d in retry.delay_queues(settings)[queue]]
+        for name in watched:
+            try:
+                with conn.channel() as ch:
+                    _, count, consumers = ch.queue_declare(name, passive=True)
+                depth[name] = (count, consumers)
+            except Exception as exc:  # noqa: BLE001 - a diagnostic
+                depth[name] = f"absent: {exc!r}"
+        print(f"    DIAGNOSIS queue depths (ready, consumers) {depth}", flush=True)
+        # Input events in unrouted (it also holds every output to an unbound target): browse
+        # without acking; closing the channel requeues them.
+        kept: Counter[str] = Counter()
+        with conn.channel() as ch:
+            ch.basic_qos(0, 5000, False)
+
+            def on_message(msg: Any) -> None:
+                kept[msg.delivery_info["routing_key"].split(".")[0]] += 1
+
+            ch.basic_consume(names.unrouted, callback=on_message)
+            while True:
+                try:
+                    conn.drain_events(timeout=2)
+                except TimeoutError:
+                    break
+        print(f"    DIAGNOSIS unrouted by routing key head {dict(kept)}", flush=True)
+    published = {body["event_id"] for _, body in events}
+    with app.engine.connect() as c:
+        rows = c.execute(sa.select(t.processed_events.c.event_id, t.processed_events.c.queue))
+        seen = {eid for eid, q in rows if q == queue}
+        failed = c.execute(sa.select(sa.func.count()).select_from(t.failed_messages)).scalar()
+    missing = published - seen
+    print(
+        f"    DIAGNOSIS published {len(published)} distinct event ids, "
+        f"processed {len(seen & published)}, missing {len(missing)} "
+        f"(e.g. {sorted(missing)[:3]}), failed_messages rows {failed}",
+        flush=True,
+    )
 
 
 def _run_until(worker: Worker, done: Callable[[], bool], engine: sa.engine.Engine) -> None:
