@@ -27,8 +27,8 @@ from kombu.connection import Connection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_throughput import publish
 from benchmarks.common import fresh_run, service_args, worker_env
+from benchmarks.publishing import publish
 from entity_sync.bootstrap import build
 from entity_sync.config import Settings
 from entity_sync.runtime import retry

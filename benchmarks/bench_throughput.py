@@ -13,15 +13,13 @@ Queues use a fresh prefix and the state a fresh PostgreSQL database; both are re
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import gc
-import socket
 import statistics
 import sys
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,12 +27,13 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from kombu.connection import Connection
-from kombu.entity import Exchange, Queue
-from kombu.messaging import Consumer, Producer
+from kombu.entity import Queue
+from kombu.messaging import Consumer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import connected_targets, fresh_run, service_args
+from benchmarks.publishing import publish
 from entity_sync import logs as wlog
 from entity_sync.bootstrap import build
 from entity_sync.config import Settings
@@ -44,69 +43,6 @@ from entity_sync.runtime.topology import DELIVERY_LIMIT, Names, declare, input_q
 from entity_sync.store import tables as t
 from entity_sync.store.jobs import running_jobs
 from tests.support import scenario as sc
-
-
-def publish(url: str, exchange: str, messages: list[tuple[str, bytes]]) -> None:  # noqa: C901
-    """Publish with publisher confirms and wait for every confirm; republish what the broker
-    nacks. A quorum queue nacks a publish it could not take (e.g. its enqueuer registration
-    timed out on a loaded broker): a `basic_qos` round trip after the publishes only shows the
-    broker read them, not that a queue kept them, so ignoring confirms lost events under load.
-    """
-    pending = list(messages)
-    nacked_total = 0
-    with Connection(url, transport_options={"confirm_publish": False}) as conn:
-        channel = conn.channel()
-        channel.confirm_select()
-        producer = Producer(channel)
-        ex = Exchange(exchange, type="topic", durable=True)
-        outstanding: OrderedDict[int, tuple[str, bytes]] = OrderedDict()
-        nacked: list[tuple[str, bytes]] = []
-        seq = 0
-
-        def settle(tag: int, multiple: bool, keep: list[tuple[str, bytes]] | None) -> None:
-            if multiple:
-                while outstanding and next(iter(outstanding)) <= tag:
-                    _, msg = outstanding.popitem(last=False)
-                    if keep is not None:
-                        keep.append(msg)
-            elif tag in outstanding:
-                msg = outstanding.pop(tag)
-                if keep is not None:
-                    keep.append(msg)
-
-        channel.events["basic_ack"].add(lambda tag, multiple: settle(tag, multiple, None))
-        channel.events["basic_nack"].add(lambda tag, multiple: settle(tag, multiple, nacked))
-
-        def drain_until(limit: int) -> None:
-            deadline = time.monotonic() + 300
-            while len(outstanding) > limit:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"publish: {len(outstanding)} publishes never confirmed")
-                with contextlib.suppress(socket.timeout):
-                    conn.drain_events(timeout=1)
-
-        while pending:
-            for rk, body in pending:
-                seq += 1
-                outstanding[seq] = (rk, body)
-                producer.publish(
-                    body,
-                    exchange=ex if exchange else "",
-                    routing_key=rk,
-                    content_type="application/json",
-                    content_encoding="utf-8",
-                    delivery_mode=2,
-                    retry=False,
-                )
-                if len(outstanding) >= 10_000:
-                    drain_until(5_000)
-            drain_until(0)
-            pending, nacked = nacked, []
-            nacked_total += len(pending)
-            if pending:
-                time.sleep(0.1)  # a back-off: a queue refusing now may take them in a moment
-    if nacked_total:
-        print(f"    publish: broker nacked {nacked_total} publishes, republished", flush=True)
 
 
 def raw_rate(url: str, prefix: str, n: int, prefetch: int) -> float:

@@ -31,8 +31,8 @@ from kombu.connection import Connection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_throughput import publish
 from benchmarks.common import connected_targets, fresh_run, service_args, worker_env
+from benchmarks.publishing import publish
 from entity_sync.bootstrap import build
 from entity_sync.config import Settings
 from entity_sync.runtime import retry
