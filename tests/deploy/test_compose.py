@@ -96,7 +96,19 @@ def test_sandbox_commands_parse_with_the_real_cli(compose: dict[str, Any]) -> No
         args = compose["services"][f"{kind}-sandbox"]["command"]
         command = sandbox.commands[kind]  # type: ignore[attr-defined]
         ctx = command.make_context(kind, list(args[2:]))
-        assert ctx.params["host"] == "0.0.0.0"  # noqa: S104 - reachable from the worker
+        assert ctx.params["host"] == "0.0.0.0"  # noqa: S104 - inside its container, behind 127.0.0.1  # noqa: S104 - reachable from the worker
+
+
+def test_the_console_parses_with_the_real_cli_and_needs_a_token(compose: dict[str, Any]) -> None:
+    console = compose["services"]["console"]
+    assert console["profiles"] == ["console"]  # not started by a plain `up`
+    args = console["command"]
+    ctx = cli.commands["console"].make_context("console", list(args[1:]))
+    assert ctx.params["host"] == "0.0.0.0"  # noqa: S104 - inside its container, behind 127.0.0.1
+    assert int(ctx.params["port"]) in _container_ports(console)
+    assert not ctx.params["insecure_local"]  # so the token is required
+    assert _env(console)["ENTITY_SYNC_CONSOLE_TOKEN"].startswith("${ENTITY_SYNC_CONSOLE_TOKEN")
+    assert all(str(p).startswith("127.0.0.1:") for p in console["ports"])
 
 
 def test_mounted_files_exist(compose: dict[str, Any]) -> None:

@@ -161,6 +161,12 @@ def test_tokens_give_roles_and_nothing_else() -> None:
         ({}, [], "ENTITY_SYNC_CONSOLE_TOKEN is not set"),
         ({}, ["--insecure-local", "--host", "0.0.0.0"], "127.0.0.1 only"),  # noqa: S104
         ({"ENTITY_SYNC_CONSOLE_TOKEN": "short"}, [], "too short"),
+        # compose passes unset variables as empty strings: no token, not a short one
+        (
+            {"ENTITY_SYNC_CONSOLE_TOKEN": "", "ENTITY_SYNC_CONSOLE_READONLY_TOKEN": ""},
+            [],
+            "is not set",
+        ),
     ],
 )
 def test_the_console_refuses_to_start_unsafely(
