@@ -25,6 +25,7 @@ from entity_sync.config import Settings
 from tests.support import scenario as sc
 from tests.support.amqp import PikaPublisher, queue_depth
 from tests.support.runner import running_worker, settings_for
+from tests.support.services import unavailable
 from tests.support.waiting import wait_for
 
 OPERATOR_TOKEN = "operator-token-for-tests-0123456789"
@@ -45,10 +46,7 @@ class Scene:
 def _chromium_or_skip() -> None:
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)]
     if missing:
-        message = f"{', '.join(missing)} missing (apt-get install chromium chromium-driver)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"{', '.join(missing)} missing (apt-get install chromium chromium-driver)")
 
 
 @pytest.fixture

@@ -12,13 +12,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 import pika
-import pytest
 import sqlalchemy as sa
 
 from tests.support.amqp import pika_params
+from tests.support.services import unavailable
 
 PG_BIN = Path(os.environ.get("ENTITY_SYNC_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
@@ -26,11 +26,8 @@ PG_BIN = Path(os.environ.get("ENTITY_SYNC_PG_BIN", "/usr/lib/postgresql/15/bin")
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 
 
-def _missing(what: str) -> None:
-    message = f"chaos suite needs {what}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+def _missing(what: str) -> NoReturn:
+    unavailable(f"chaos suite needs {what}")
 
 
 def _free_port() -> int:

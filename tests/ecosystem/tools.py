@@ -9,8 +9,9 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import NoReturn
 
-import pytest
+from tests.support.services import unavailable
 
 # The npm folder scripts/test installs @asyncapi/parser and @kubernetes-models/keda into (outside
 # the package).
@@ -20,11 +21,8 @@ NPM_DIR = Path(
 )
 
 
-def missing(what: str) -> None:
-    message = f"{what} is missing; ./scripts/test installs it"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+def missing(what: str) -> NoReturn:
+    unavailable(f"{what} is missing; ./scripts/test installs it")
 
 
 def executable(name: str) -> str:

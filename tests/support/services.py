@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+from typing import NoReturn
 from urllib.parse import quote
 
 import pytest
@@ -20,15 +21,19 @@ def _host_port(url: str) -> tuple[str, int]:
     return parsed.host or "127.0.0.1", int(parsed.port or 5432)
 
 
+def unavailable(message: str) -> NoReturn:
+    """Something a test needs is missing: a failure under CI=true, a skip on a developer's box."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def require(url: str, what: str) -> None:
     host, port = _host_port(url)
     try:
         socket.create_connection((host, port), timeout=3).close()
     except OSError as exc:
-        message = f"{what} is not reachable at {host}:{port} ({exc}); .ci/run starts it"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"{what} is not reachable at {host}:{port} ({exc}); .ci/run starts it")
 
 
 def with_search_path(url: str, schema: str) -> str:
