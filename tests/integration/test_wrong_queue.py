@@ -15,7 +15,7 @@ from kombu.connection import Connection
 from entity_sync.bootstrap import build
 from entity_sync.handlers.errors import InvalidMessage
 from entity_sync.handlers.sharing.service import SharingContext
-from entity_sync.operations import dlq as core
+from entity_sync.operations.letters import peek
 from entity_sync.runtime import ack_policy
 from entity_sync.runtime.batch import BatchResult
 from entity_sync.runtime.bulk import BulkRunner
@@ -104,7 +104,7 @@ def test_every_kind_in_every_wrong_queue_is_dead_lettered_and_the_worker_goes_on
         got: dict[str, tuple[str, str]] = {}
         with Connection(broker_url) as conn:
             for dlq in per_dlq:
-                for letter in core.browse(conn, dlq):
+                for letter in peek(conn, dlq):
                     got[letter.id] = (dlq, str(letter.headers["x-error-type"]))
                     assert letter.headers["x-original-queue"] == dlq.removesuffix(".dlq")
         assert got == expected
@@ -169,7 +169,7 @@ def test_an_unexpected_exception_retries_then_dead_letters_that_delivery_only(
         assert stats.fates["retried"] == 1
         assert stats.fates["dead_lettered"] == 2
         with Connection(broker_url) as conn:
-            letters = {x.body: x for x in core.browse(conn, dlq)}
+            letters = {x.body: x for x in peek(conn, dlq)}
         boom = letters[b'"boom"']
         assert boom.headers["x-error-type"] == "unexpected_error"
         assert boom.headers["x-exception-type"] == "KeyError"

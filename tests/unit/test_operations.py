@@ -15,8 +15,9 @@ from entity_sync.operations.cli.main import cli
 from entity_sync.operations.console.access import OPERATOR, READER, Access
 from entity_sync.operations.context import Operations
 from entity_sync.operations.ingest import row_of
-from entity_sync.operations.letters import DeadLetter, from_row, replayed_message
+from entity_sync.operations.letters import DeadLetter, from_row
 from entity_sync.operations.replay import Mover, Plan
+from entity_sync.runtime.republish import replayed
 from entity_sync.runtime.topology import Names
 from entity_sync.store import audit, failed, migrate
 from entity_sync.store.engine import create_engine
@@ -112,7 +113,7 @@ def _ids(engine: Engine, flt: failed.Filter) -> list[str]:
 def test_a_replayed_copy_drops_failure_headers_and_says_who(engine: Engine) -> None:
     _ingest(engine, _letter("m1", "boom", headers={"x-death": [{"count": 1}]}))
     letter = from_row(failed.rows(engine, failed.Filter())[0])
-    out = replayed_message(letter, "console:operator", None)
+    out = replayed(letter, "console:operator", None)
     assert out.routing_key == "es.object-shared"  # from the DLQ's name, never a header
     assert out.message_id == "m1"
     assert not any(k.startswith(("x-error", "x-death", "x-attempts")) for k in out.headers)

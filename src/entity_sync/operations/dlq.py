@@ -20,15 +20,14 @@ import structlog
 
 from entity_sync.operations.context import DlqError, Operations
 from entity_sync.operations.ingest import Ingested, ingest
-from entity_sync.operations.letters import DeadLetter, from_row, replayed_message
-from entity_sync.operations.letters import peek as browse  # its old name, kept for tests
+from entity_sync.operations.letters import DeadLetter, from_row
 from entity_sync.operations.replay import Canary, Mover, MoveResult, Plan
 from entity_sync.store import audit, failed
 from entity_sync.store.failed import Filter
 
 log = structlog.get_logger("entity_sync.dlq")
 
-__all__ = ["Canary", "DlqError", "Filter", "MoveResult", "Plan", "browse", "replayed_message"]
+__all__ = ["Canary", "DlqError", "Filter", "MoveResult", "Plan"]
 
 
 @dataclass

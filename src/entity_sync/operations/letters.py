@@ -18,8 +18,6 @@ from kombu.connection import Connection
 from kombu.entity import Queue
 
 from entity_sync.operations.context import close_channel
-from entity_sync.runtime import republish
-from entity_sync.runtime.broker import OutMessage
 
 _VOLATILE = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -153,11 +151,6 @@ def from_row(row: Mapping[str, Any]) -> DeadLetter:
         failures=row["failures"],
         status=row["status"],
     )
-
-
-def replayed_message(letter: DeadLetter, who: str, conn_user: str | None) -> OutMessage:
-    """The copy a replay publishes (built with the dead letters and retries, one property list)."""
-    return republish.replayed(letter, who, conn_user)
 
 
 def peek(conn: Connection, queue: str, limit: int | None = None) -> list[DeadLetter]:

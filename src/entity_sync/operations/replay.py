@@ -13,7 +13,8 @@ from kombu.connection import Connection
 
 from entity_sync.operations.context import Operations
 from entity_sync.operations.ingest import ingest
-from entity_sync.operations.letters import DeadLetter, from_row, replayed_message
+from entity_sync.operations.letters import DeadLetter, from_row
+from entity_sync.runtime import republish
 from entity_sync.runtime.broker import ConfirmingPublisher
 from entity_sync.runtime.topology import is_rabbitmq
 from entity_sync.store import audit, failed
@@ -116,7 +117,7 @@ class Mover:
                     if self._cancelled(plan):
                         return
                     # The broker confirmed the copy before the row is marked replayed.
-                    publisher.publish_many([replayed_message(letter, self.ops.actor, conn_user)])
+                    publisher.publish_many([republish.replayed(letter, self.ops.actor, conn_user)])
                     self._done(letter, letter.original_queue)
                     canary = plan.canary if i == 0 and len(letters) > 1 else None
                     if canary and not self._canary_ok(conn, letter, canary):
