@@ -28,6 +28,7 @@ from tests.chaos.servers import (
     _cluster_env,
     _free_port,
     _missing,
+    _node_env,
     _stop_or_kill,
 )
 
@@ -38,24 +39,8 @@ def private_rabbit() -> Iterator[PrivateRabbit]:
         _missing(f"RabbitMQ in {RABBIT_BIN} and runuser")
     base = Path(tempfile.mkdtemp(prefix="es-chaos-rabbit-"))
     port = _free_port()
-    (base / "rabbitmq.conf").write_text(
-        f"listeners.tcp.local = 127.0.0.1:{port}\nvm_memory_high_watermark.relative = 0.6\n"
-    )
-    (base / "enabled_plugins").write_text("[].\n")
     node = f"es-chaos-{os.getpid()}@localhost"
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": "/var/lib/rabbitmq",
-        "RABBITMQ_NODENAME": node,
-        "RABBITMQ_NODE_PORT": str(port),
-        "RABBITMQ_DIST_PORT": str(_free_port()),
-        "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
-        "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
-        "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
-        "RABBITMQ_LOG_BASE": str(base / "log"),
-        "RABBITMQ_PID_FILE": str(base / "node.pid"),
-        "ERL_EPMD_ADDRESS": "127.0.0.1",
-    }
+    env = _node_env(base, node, port, "vm_memory_high_watermark.relative = 0.6\n")
     shutil.chown(base, "rabbitmq", "rabbitmq")
     base.chmod(0o755)
     rabbit = PrivateRabbit(node, port, env)

@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import sqlalchemy as sa
 
 from tests.support.amqp import pika_params
 from tests.support.services import unavailable
+from tests.support.waiting import wait_for
 
 PG_BIN = Path(os.environ.get("ENTITY_SYNC_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
@@ -37,17 +37,14 @@ def _free_port() -> int:
 
 
 def _wait_port(port: int, up: bool, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def reached() -> bool:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            if up:
-                return
         except OSError:
-            if not up:
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"port {port} not {'up' if up else 'down'} after {timeout}s")
+            return not up
+        return up
+
+    wait_for(reached, timeout, f"port {port} {'up' if up else 'down'}")
 
 
 def _as(user: str, *cmd: str, env: dict[str, str] | None = None, timeout: float = 120) -> str:
@@ -200,17 +197,15 @@ class PrivateCluster:
                 channel.exchange_delete(exchange)
 
 
-def _cluster_env(base: Path, name: str) -> tuple[dict[str, str], int]:
-    """The environment of one node: its own name, ports, config file and directories."""
-    port = _free_port()
-    home = base / name
-    home.mkdir()
-    (home / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{port}\n")
+def _node_env(home: Path, node: str, port: int, config: str = "") -> dict[str, str]:
+    """Writes one private node's config files into `home`; returns its environment: its own
+    name, ports, config file and directories (one Erlang cookie for every node: HOME)."""
+    (home / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{port}\n{config}")
     (home / "enabled_plugins").write_text("[].\n")
-    env = {
+    return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": "/var/lib/rabbitmq",  # the same Erlang cookie for every node
-        "RABBITMQ_NODENAME": f"es-chaos-{name}-{os.getpid()}@localhost",
+        "RABBITMQ_NODENAME": node,
         "RABBITMQ_NODE_PORT": str(port),
         "RABBITMQ_DIST_PORT": str(_free_port()),
         "RABBITMQ_CONFIG_FILE": str(home / "rabbitmq.conf"),
@@ -220,7 +215,14 @@ def _cluster_env(base: Path, name: str) -> tuple[dict[str, str], int]:
         "RABBITMQ_PID_FILE": str(home / "node.pid"),
         "ERL_EPMD_ADDRESS": "127.0.0.1",
     }
-    return env, port
+
+
+def _cluster_env(base: Path, name: str) -> tuple[dict[str, str], int]:
+    """The environment of one cluster node, in its own folder under `base`."""
+    port = _free_port()
+    home = base / name
+    home.mkdir()
+    return _node_env(home, f"es-chaos-{name}-{os.getpid()}@localhost", port), port
 
 
 def _stop_or_kill(node: PrivateRabbit) -> bool:
