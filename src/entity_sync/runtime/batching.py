@@ -24,13 +24,17 @@ class Buffer:
     def append(self, delivery: Delivery) -> None:
         self._items.append(delivery)
 
-    def fill(self, conn: Connection) -> None:
-        """Read from the broker for up to the linger, unless a full batch is in hand."""
+    def fill(self, conn: Connection, wait: float | None = None) -> None:
+        """Read from the broker for up to the linger, unless a full batch is in hand; with
+        `wait`, read for up to that long whatever is in hand (while the previous batch is in
+        the database: confirms come in, and the next batch fills up to the prefetch)."""
         before = len(self._items)
-        if before >= self.size:
-            return
+        if wait is None:
+            if before >= self.size:
+                return
+            wait = self.linger or 0.01
         with contextlib.suppress(TimeoutError):
-            conn.drain_events(timeout=self.linger or 0.01)
+            conn.drain_events(timeout=wait)
         if len(self._items) > before:
             self._last_at = time.monotonic()
             if before == 0:
