@@ -77,7 +77,10 @@ def final_state(app: App) -> dict[str, Any]:
 def run_scenario(app: App, backend: Backend, prefix: str) -> dict[str, Any]:
     """Publishes the scenario phase by phase and checks every observable result."""
     observed = publish_phases(app, backend, prefix)
-    updates = check_outputs(observed.outputs)
+    try:
+        updates = check_outputs(observed.outputs)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nbulk jobs: {_jobs(app)}") from None
     check_update_contents(updates)
     check_dead_letters(observed)
     check_state(app)
@@ -126,6 +129,16 @@ def publish_phases(app: App, backend: Backend, prefix: str) -> Observed:
         what="release applied",
     )
     return Observed(outputs, object_dlq, admin_dlq, poison, rejected)
+
+
+def _jobs(app: App) -> list[tuple[Any, ...]]:
+    """The bulk jobs, to say which admin event caused an output no event explains."""
+    c = t.bulk_jobs.c
+    with app.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(c.cause_event_id, c.kind, c.target_entity, c.object_types, c.status, c.done)
+        )
+        return [tuple(r) for r in rows]
 
 
 def check_outputs(outputs: list[Received]) -> list[Received]:
