@@ -42,17 +42,11 @@ class Attempts:
         self.stopping = stopping
 
     def run(
-        self,
-        conn: Connection | None,
-        batch: list[Delivery],
-        on_outage: Callable[[], None] | None = None,
+        self, conn: Connection, batch: list[Delivery], on_outage: Callable[[], None] | None = None
     ) -> BatchResult | None:
         """The batch's result; None if the worker stopped while the database was down.
 
-        `conn`: the broker connection to keep alive meanwhile, when the caller is the loop
-        thread (runtime/stage.py InlineStage); None on the database stage's own thread, where
-        the loop thread keeps it alive. `on_outage` runs once the database is found down: ack
-        what is already safe first.
+        `on_outage` runs once the database is found down: ack what is already safe first.
         """
         delay = 0.2
         while True:
@@ -81,7 +75,7 @@ class Attempts:
                     log.exception("batch failed; handling its deliveries one by one")
                 return self._isolate(conn, batch, exc)
 
-    def _wait_out(self, conn: Connection | None, exc: Exception, delay: float, size: int) -> None:
+    def _wait_out(self, conn: Connection, exc: Exception, delay: float, size: int) -> None:
         self.stats.db_waits += 1
         self.observer.database_waiting(delay)
         log.error(
@@ -93,9 +87,7 @@ class Attempts:
         )
         heartbeat.wait(delay, conn, self.stopping)
 
-    def _isolate(
-        self, conn: Connection | None, batch: list[Delivery], exc: Exception
-    ) -> BatchResult:
+    def _isolate(self, conn: Connection, batch: list[Delivery], exc: Exception) -> BatchResult:
         """Run the deliveries of a failed batch one by one; the one that fails alone gets the
         failure's fate (retry or dead letter), the others are handled as usual."""
         if len(batch) == 1:

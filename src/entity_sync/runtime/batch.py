@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 import structlog
@@ -33,7 +33,7 @@ from entity_sync.handlers.sharing.state import SharingState
 from entity_sync.runtime import ack_policy, allowlist, outbox
 from entity_sync.runtime.ack_policy import Fate
 from entity_sync.runtime.delivery import Delivery
-from entity_sync.runtime.envelope import Envelope, Poison, decode, predecode
+from entity_sync.runtime.envelope import Envelope, Poison, decode
 from entity_sync.runtime.failure import Failure
 from entity_sync.runtime.result import BatchResult
 from entity_sync.schemas.inputs import (
@@ -48,7 +48,7 @@ from entity_sync.store import processed, sharing
 from entity_sync.store.engine import StateLock, lock_state
 
 # BatchResult is re-exported: processors outside this module build theirs from here.
-__all__ = ["BatchProcessor", "BatchResult", "Prepares", "Processor", "admit", "lock_mode"]
+__all__ = ["BatchProcessor", "BatchResult", "Processor", "admit", "lock_mode"]
 
 log = structlog.get_logger("entity_sync.batch")
 
@@ -135,13 +135,6 @@ class Processor(Protocol):
     def process(self, deliveries: list[Delivery]) -> BatchResult: ...
 
 
-@runtime_checkable
-class Prepares(Protocol):
-    """A processor with work that needs no database, done as each delivery comes in."""
-
-    def prepare(self, delivery: Delivery) -> None: ...
-
-
 class BatchProcessor:
     """The sharing processor: object-shared and entity-admin events."""
 
@@ -159,10 +152,6 @@ class BatchProcessor:
         self.out_exchange = out_exchange
         self.max_body_bytes = max_body_bytes
         self.max_attempts = max_attempts
-
-    def prepare(self, delivery: Delivery) -> None:
-        """Decode the body now, on the loop thread (see `Delivery.decoded`)."""
-        predecode(delivery, self.max_body_bytes)
 
     def process(self, deliveries: list[Delivery]) -> BatchResult:
         result = BatchResult()
@@ -270,7 +259,7 @@ def admit(delivery: Delivery, max_body_bytes: int, result: BatchResult) -> Envel
     if refused is not None:
         ack_policy.dead_letter(result, delivery, Failure.of(refused))
         return None
-    decoded = delivery.decoded or decode(delivery, max_body_bytes)
+    decoded = decode(delivery, max_body_bytes)
     if isinstance(decoded, Poison):
         ack_policy.dead_letter(result, delivery, Failure.of(decoded.error()))
         return None

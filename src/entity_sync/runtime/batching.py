@@ -24,17 +24,13 @@ class Buffer:
     def append(self, delivery: Delivery) -> None:
         self._items.append(delivery)
 
-    def fill(self, conn: Connection, wait: float | None = None) -> None:
-        """Read from the broker for up to the linger, unless a full batch is in hand; with
-        `wait`, read for up to that long whatever is in hand (while the previous batch is in
-        the database: confirms come in, and the next batch fills up to the prefetch)."""
+    def fill(self, conn: Connection) -> None:
+        """Read from the broker for up to the linger, unless a full batch is in hand."""
         before = len(self._items)
-        if wait is None:
-            if before >= self.size:
-                return
-            wait = self.linger or 0.01
+        if before >= self.size:
+            return
         with contextlib.suppress(TimeoutError):
-            conn.drain_events(timeout=wait)
+            conn.drain_events(timeout=self.linger or 0.01)
         if len(self._items) > before:
             self._last_at = time.monotonic()
             if before == 0:

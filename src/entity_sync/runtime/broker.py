@@ -172,18 +172,6 @@ class ConfirmingPublisher:
         self._unconfirmed.add(len(messages))
 
     @property
-    def published(self) -> int:
-        """Publishes so far on this channel (RabbitMQ's confirm tags run 1, 2, 3...)."""
-        return self._unconfirmed.high
-
-    def confirmed(self) -> int:
-        """How many of the first publishes are all confirmed; raises `PublishFailed` if the
-        broker refused any (the deliveries they came from must not be acked)."""
-        if self._nacked:
-            self.wait_for_confirms()
-        return self._unconfirmed.low
-
-    @property
     def all_confirmed(self) -> bool:
         """Every publish so far is confirmed (or refused: `wait_for_confirms` raises then)."""
         return not self._unconfirmed

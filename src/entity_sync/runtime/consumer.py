@@ -4,12 +4,10 @@ Shaped like kombu's `ConsumerMixin` (kombu/mixins.py): `run()` reconnects with b
 `should_stop`; `on_connection_revived()` redeclares the topology on every new connection;
 `get_consumers()` and `consume()` take deliveries; `on_connection_error()` reports a lost
 broker. It batches where the mixin handles one message at a time, so it does not subclass it.
-The jobs around the loop have their own modules: where a batch's transaction runs
-(runtime/stage.py: on its own thread on RabbitMQ with PostgreSQL, one batch at a time), a batch
-through the database (runtime/attempts.py), the fate of each delivery (runtime/ack_policy.py),
-confirms then acks then outbox cleanup (runtime/settle.py), and what runs between batches
-(runtime/housekeeping.py). Never is a delivery tag of an older connection acked
-(`Delivery.generation`).
+The jobs around the loop have their own modules: a batch through the database
+(runtime/attempts.py), the fate of each delivery (runtime/ack_policy.py), confirms then acks
+then outbox cleanup (runtime/settle.py), and what runs between batches (runtime/housekeeping.py).
+Never is a delivery tag of an older connection acked (`Delivery.generation`).
 """
 
 from __future__ import annotations
@@ -35,28 +33,21 @@ from entity_sync.handlers.errors import ConfigurationError
 from entity_sync.runtime import amqp_inbound, heartbeat, retry
 from entity_sync.runtime.allowlist import allowed_for
 from entity_sync.runtime.attempts import Attempts
-from entity_sync.runtime.batch import BatchResult, Prepares, Processor
+from entity_sync.runtime.batch import Processor
 from entity_sync.runtime.batching import Buffer
 from entity_sync.runtime.broker import ConfirmingPublisher, PublishFailed, connect, ensure_connected
 from entity_sync.runtime.bulk import BulkRunner
-from entity_sync.runtime.delivery import Delivery, Inbound
+from entity_sync.runtime.delivery import Delivery
 from entity_sync.runtime.envelope import kinds_by_queue
 from entity_sync.runtime.housekeeping import Housekeeping
 from entity_sync.runtime.observe import NullObserver, Observer
 from entity_sync.runtime.settle import Settler
-from entity_sync.runtime.stage import InlineStage, Stage, ThreadStage
 from entity_sync.runtime.stats import WorkerStats
 from entity_sync.runtime.topology import Names, declare, is_rabbitmq
 
 __all__ = ["Worker", "WorkerStats"]
 
 log = structlog.get_logger("entity_sync.worker")
-
-# While a batch is in the database, the loop reads for this long at a time and then looks
-# whether it is done (the database stage's thread does not wake the loop otherwise).
-STAGE_POLL_SECONDS = 0.002
-# Batches published and not yet acked, at most, before the loop waits for their confirms.
-MAX_UNCONFIRMED_BATCHES = 2
 
 
 @dataclass
@@ -94,19 +85,10 @@ class Worker:
         self.housekeeping = Housekeeping(settings, engine, bulk)
         self.attempts = Attempts(processor, settings, self.stats, self.observer, self._stopping)
         self._generation = 0
-        accepts = kinds_by_queue(self.names)
-        self._inbound = {
-            q: Inbound(q, retry.policy_for(settings, q), allowed_for(settings, q), accepts.get(q))
-            for q in queues
-        }
+        self._policies = {q: retry.policy_for(settings, q) for q in queues}
+        self._allowed = {q: allowed_for(settings, q) for q in queues}
+        self._accepts = kinds_by_queue(self.names)
         self._delays = retry.delay_queues(settings)
-        self._prepare = processor.prepare if isinstance(processor, Prepares) else None
-        self._conn: Connection | None = None  # the current session's, for InlineStage
-        self.stage: Stage = (
-            ThreadStage(self._run_on_stage_thread)
-            if not settings.embedded_broker and engine.dialect.name == "postgresql"
-            else InlineStage(self._run_inline)
-        )
 
     @property
     def bulk(self) -> BulkRunner | None:
@@ -175,7 +157,7 @@ class Worker:
             consumer = Consumer(
                 channel,
                 queues=[],
-                on_message=functools.partial(self.on_message, buffer, self._inbound[queue]),
+                on_message=functools.partial(self.on_message, buffer, queue),
                 prefetch_count=self.settings.prefetch,
                 no_ack=False,
                 auto_declare=False,
@@ -200,29 +182,21 @@ class Worker:
     def consume(self, conn: Connection, until_idle: float | None) -> bool:
         """Take batches until stopped or idle for `until_idle`; True when done with `run`."""
         with self._session(conn) as session:
-            buffer, stage = session.buffer, self.stage
+            buffer = session.buffer
             while not self.should_stop:
                 conn.heartbeat_check()
-                if self._take_finished(session):
-                    self.housekeeping.bulk_step()
-                if not stage.busy and buffer.due():
-                    if self.settler.backlog >= MAX_UNCONFIRMED_BATCHES:
-                        self.settler.settle()
-                    stage.submit(buffer.take())
-                    continue
-                buffer.fill(conn, STAGE_POLL_SECONDS if stage.busy else None)
+                buffer.fill(conn)
                 self.settler.settle_if_confirmed()
-                if not buffer and not stage.busy:
+                if buffer.due():
+                    self._handle(session, buffer.take())
+                    self.housekeeping.bulk_step()
+                elif not buffer:
                     self.settler.settle()
                     self.settler.clean_outbox()
                     if self.housekeeping.when_idle():
                         continue  # more chunks, unless deliveries came meanwhile
                     if until_idle is not None and buffer.idle_for() >= until_idle:
                         return True
-            while stage.busy:  # stopping: the batch in the database ends (or gives up)
-                conn.heartbeat_check()
-                buffer.fill(conn, STAGE_POLL_SECONDS)
-                self._take_finished(session)
             self.settler.settle()
             self.settler.clean_outbox()
         return True
@@ -245,7 +219,6 @@ class Worker:
         )
         consumers = self.get_consumers(channel, buffer)
         amqp_inbound.attach(conn, consumers)  # deliveries read in bulk (RabbitMQ over TCP)
-        self._conn = conn
         self.on_consume_ready(session)
         # A pending batch of an old connection is never acked.
         self.settler.attach(conn, channel, publisher, self._generation)
@@ -262,30 +235,57 @@ class Worker:
             publisher.close()
             # Deliveries still in the buffer are not acked: the broker hands them out again.
 
-    def on_message(self, buffer: Buffer, inbound: Inbound, message: Any) -> None:
-        delivery = inbound.delivery(message, self._generation)
-        if self._prepare is not None:
-            self._prepare(delivery)
-        buffer.append(delivery)
+    def on_message(self, buffer: Buffer, queue: str, message: Any) -> None:
+        info = message.delivery_info
+        props = message.properties
+        buffer.append(
+            Delivery(
+                queue=queue,
+                routing_key=str(info.get("routing_key") or ""),
+                exchange=str(info.get("exchange") or ""),
+                body=_raw_body(message),
+                headers=dict(message.headers or {}),
+                properties={name: props.get(name) for name in _PROPERTIES},
+                delivery_tag=int(info.get("delivery_tag") or 0),
+                generation=self._generation,
+                raw=message,
+                policy=self._policies.get(queue),
+                allowed_publishers=self._allowed.get(queue),
+                accepts=self._accepts.get(queue),
+            )
+        )
 
-    def _run_inline(self, batch: list[Delivery]) -> BatchResult | None:
-        # On the loop thread: keep the connection alive, and ack what is safe on an outage.
-        return self.attempts.run(self._conn, batch, self.settler.settle)
-
-    def _run_on_stage_thread(self, batch: list[Delivery]) -> BatchResult | None:
-        return self.attempts.run(None, batch)
-
-    def _take_finished(self, session: _Session) -> bool:
-        """Publish the outputs of the batch the database stage has finished, if any, and hand
-        it to the settler; True if there was one. A batch taken on an older connection (it
-        was in the database when that connection died) is published here and never acked."""
-        done = self.stage.take()
-        if done is None or done.result is None:  # None: stopped while the database was down
-            return False
-        result = done.result
+    def _handle(self, session: _Session, batch: list[Delivery]) -> None:
+        # The previous batch's confirms travel while this batch is in the database.
+        started = time.monotonic()
+        result = self.attempts.run(session.conn, batch, self.settler.settle)
+        if result is None:  # stopping while the database was down: nothing acked
+            return
+        self.settler.settle()
         session.delay_queues.ensure(result.publish)
         session.publisher.publish_many(result.publish, wait=False)
-        self.settler.hand_over(done.batch, result, done.started)
+        self.settler.hand_over(batch, result, started)
         if result.jobs_created and self.bulk is not None:
             self.bulk.wake()
-        return True
+
+
+# The AMQP properties a delivery keeps (dead letters and retries republish some of them).
+_PROPERTIES = (
+    "message_id",
+    "content_type",
+    "content_encoding",
+    "timestamp",
+    "user_id",
+    "correlation_id",
+    "type",
+    "app_id",
+)
+
+
+def _raw_body(message: Any) -> bytes:
+    body = message.body
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):  # a transport that decoded it anyway: undo with its encoding
+        return body.encode(message.content_encoding or "utf-8", errors="surrogateescape")
+    return bytes(body)

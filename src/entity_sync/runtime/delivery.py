@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from entity_sync.runtime.envelope import Envelope, Poison
     from entity_sync.runtime.retry import QueuePolicy
 
 
@@ -29,9 +28,6 @@ class Delivery:
     policy: QueuePolicy | None = None
     allowed_publishers: frozenset[str] | None = None
     accepts: frozenset[type[BaseModel]] | None = None
-    # The body decoded (runtime/envelope.py `Envelope` or `Poison`) when it came in, on the loop
-    # thread, so the database stage's thread does not spend its time on it; None: not yet.
-    decoded: Envelope | Poison | None = None
 
     @property
     def original_routing_key(self) -> str:
@@ -44,55 +40,3 @@ class Delivery:
     def attempts(self) -> int:
         value = self.headers.get("x-attempts", 0)
         return value if isinstance(value, int) and value >= 0 else 0
-
-
-# The AMQP properties a delivery keeps (dead letters and retries republish some of them).
-_PROPERTIES = (
-    "message_id",
-    "content_type",
-    "content_encoding",
-    "timestamp",
-    "user_id",
-    "correlation_id",
-    "type",
-    "app_id",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    """An input queue and the settings its deliveries carry (see `Delivery`)."""
-
-    queue: str
-    policy: QueuePolicy | None
-    allowed_publishers: frozenset[str] | None
-    accepts: frozenset[type[BaseModel]] | None
-
-    def delivery(self, message: Any, generation: int) -> Delivery:
-        """A transport's message (kombu's, or runtime/amqp_inbound.py `Received`) as a
-        `Delivery` of this queue, taken on connection `generation`."""
-        info = message.delivery_info
-        props = message.properties
-        return Delivery(
-            queue=self.queue,
-            routing_key=str(info.get("routing_key") or ""),
-            exchange=str(info.get("exchange") or ""),
-            body=_raw_body(message),
-            headers=dict(message.headers or {}),
-            properties={name: props.get(name) for name in _PROPERTIES},
-            delivery_tag=int(info.get("delivery_tag") or 0),
-            generation=generation,
-            raw=message,
-            policy=self.policy,
-            allowed_publishers=self.allowed_publishers,
-            accepts=self.accepts,
-        )
-
-
-def _raw_body(message: Any) -> bytes:
-    body = message.body
-    if isinstance(body, bytes):
-        return body
-    if isinstance(body, str):  # a transport that decoded it anyway: undo with its encoding
-        return body.encode(message.content_encoding or "utf-8", errors="surrogateescape")
-    return bytes(body)

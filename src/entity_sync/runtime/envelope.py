@@ -101,13 +101,3 @@ def decode(delivery: Delivery, max_body_bytes: int) -> Envelope | Poison:
         )
     event_id = getattr(message, "event_id", None) or getattr(message, "request_id", "")
     return Envelope(delivery, message, str(event_id))
-
-
-def predecode(delivery: Delivery, max_body_bytes: int) -> None:
-    """Decode as the delivery comes in, on the loop thread (`Delivery.decoded`). A body that
-    makes decoding raise (a bug) is left undecoded: the batch decodes it again, and the error
-    gets its fate there (runtime/attempts.py), not in the loop that reads the broker."""
-    try:
-        delivery.decoded = decode(delivery, max_body_bytes)
-    except Exception:  # noqa: BLE001 - see the docstring
-        delivery.decoded = None

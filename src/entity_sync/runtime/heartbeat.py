@@ -30,17 +30,16 @@ def wait(seconds: float, conn: Connection | None, stopping: Callable[[], bool]) 
 
 
 @contextlib.contextmanager
-def while_busy(conn: Connection | None, interval: float) -> Iterator[None]:
+def while_busy(conn: Connection, interval: float) -> Iterator[None]:
     """Send heartbeats from a helper thread while the loop thread is in the database.
 
     py-amqp only sends heartbeats when asked; a batch that waits long for a lock would let
     the broker close the connection. The loop thread does not touch the connection inside
     this block, so the helper is its only user. Afterwards the client-side check restarts
-    its clock: the broker's heartbeats of that time are unread, not missing. Without a
-    connection (the database stage's thread, runtime/stage.py) there is nothing to do.
+    its clock: the broker's heartbeats of that time are unread, not missing.
     """
     amqp_conn = getattr(conn, "connection", None)
-    if conn is None or not interval or not is_rabbitmq(conn) or amqp_conn is None:
+    if not interval or not is_rabbitmq(conn) or amqp_conn is None:
         yield
         return
     done = threading.Event()

@@ -1,10 +1,8 @@
 """Settling a batch: wait for its publishes' confirms, then ack its deliveries, then delete its
 outbox rows. In that order, so a crash at any point repeats work and never loses it.
 
-Batches are settled in the order they were handed over, each as soon as the broker has
-confirmed every publish up to its last (confirm tags count the channel's publishes), so their
-outputs travel while later batches are in the database. A pending batch of an older
-connection is dropped, never acked (`Delivery.generation`).
+One batch is pending at a time: its outputs travel while the next batch is in the database.
+A pending batch of an older connection is dropped, never acked (`Delivery.generation`).
 """
 
 from __future__ import annotations
@@ -39,7 +37,6 @@ class _Pending:
     batch: list[Delivery]
     result: BatchResult
     started: float  # time.monotonic() when the batch was taken
-    through: int  # the publisher's publish count once the batch's were out
 
 
 @dataclass
@@ -58,7 +55,7 @@ class Settler:
         self.stats = stats
         self.observer = observer
         self._link: _Link | None = None
-        self._pending: list[_Pending] = []  # oldest first
+        self._pending: _Pending | None = None
         self._outbox_done: list[int] = []  # outbox rows of confirmed batches, to delete
         self._last_cleanup = 0.0
 
@@ -67,47 +64,29 @@ class Settler:
     ) -> None:
         """A new connection: acks go to its channel; the old one's pending batch is dropped."""
         self._link = _Link(conn, channel, publisher, generation)
-        self._pending = []
-
-    @property
-    def backlog(self) -> int:
-        """Batches handed over and not acked yet."""
-        return len(self._pending)
+        self._pending = None
 
     def hand_over(self, batch: list[Delivery], result: BatchResult, started: float) -> None:
         """`batch` is committed and `result.publish` published: settle it when confirmed."""
-        assert self._link is not None
-        self._pending.append(_Pending(batch, result, started, self._link.publisher.published))
+        self._pending = _Pending(batch, result, started)
 
     def settle_if_confirmed(self) -> None:
-        """Ack the batches whose publishes are all confirmed, as soon as they are: a crash
+        """Ack as soon as the confirms are in, not after the next batch's transaction: a crash
         then redelivers (and repeats) less."""
-        if not self._pending or self._link is None:
-            return
-        confirmed = self._link.publisher.confirmed()
-        ready = 0
-        while ready < len(self._pending) and self._pending[ready].through <= confirmed:
-            ready += 1
-        if ready:
-            self._settled(ready)
+        if self._pending is not None and self._link and self._link.publisher.all_confirmed:
+            self.settle()
 
     def settle(self) -> None:
-        """Wait for every pending batch's confirms, then ack them and clear their outbox rows."""
-        if not self._pending or self._link is None:
+        """Wait for the pending batch's confirms, then ack it and clear its outbox rows."""
+        pending, self._pending = self._pending, None
+        if pending is None or self._link is None:
             return
         self._link.publisher.wait_for_confirms()
-        self._settled(len(self._pending))
-
-    def _settled(self, count: int) -> None:
-        """Ack the oldest `count` pending batches (confirmed) in one go, then count them."""
-        done, self._pending = self._pending[:count], self._pending[count:]
-        self.ack([d for pending in done for d in pending.batch])
-        for pending in done:
-            self._outbox_done.extend(pending.result.outbox_ids)
+        self.ack(pending.batch)
+        self._outbox_done.extend(pending.result.outbox_ids)
         if time.monotonic() - self._last_cleanup >= OUTBOX_CLEANUP_EVERY_SECONDS:
             self.clean_outbox()
-        for pending in done:
-            self._count(pending)
+        self._count(pending)
 
     def clean_outbox(self) -> None:
         """Delete the outbox rows of confirmed batches, a second's worth in one transaction

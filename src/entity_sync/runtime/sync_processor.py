@@ -19,7 +19,6 @@ from entity_sync.handlers.sync.service import SyncService
 from entity_sync.runtime.batch import BatchResult, admit
 from entity_sync.runtime.broker import OutMessage
 from entity_sync.runtime.delivery import Delivery
-from entity_sync.runtime.envelope import predecode
 from entity_sync.schemas.inputs import SyncRequest
 from entity_sync.store.sharing import entity_ids
 from entity_sync.store.sync_store import DbSyncStore
@@ -47,10 +46,6 @@ class SyncProcessor:
 
     def known_entities(self) -> set[str]:
         return entity_ids(self.engine) | {self.global_entity}
-
-    def prepare(self, delivery: Delivery) -> None:
-        """Decode the body now, on the loop thread (see `Delivery.decoded`)."""
-        predecode(delivery, self.max_body_bytes)
 
     def process(self, deliveries: list[Delivery]) -> BatchResult:
         result = BatchResult()
