@@ -29,15 +29,18 @@ def settled(app: App, count: int) -> bool:
 
     A fan-out runs after its event (runtime/bulk.py); a scenario that wants one exact set of
     outputs waits for it before the next phase, as objects changed meanwhile would otherwise be
-    offered twice (once by their own event, once by the fan-out).
+    offered twice (once by their own event, once by the fan-out). Both counts come from one
+    statement, so from one snapshot: read one after the other, a batch committing in between
+    (its jobs recorded with it) made a phase look settled while its jobs had not run.
     """
+    jobs = t.bulk_jobs.c
+    running = (
+        sa.select(sa.func.count()).select_from(t.bulk_jobs).where(jobs.status == "running")
+    ).scalar_subquery()
+    applied = sa.select(sa.func.count()).select_from(t.processed_events).scalar_subquery()
     with app.engine.connect() as conn:
-        running = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(t.bulk_jobs)
-            .where(t.bulk_jobs.c.status == "running")
-        ).scalar_one()
-    return processed(app) == count and running == 0
+        done, left = conn.execute(sa.select(applied, running)).one()
+    return bool(done == count and left == 0)
 
 
 def processed(app: App) -> int:
