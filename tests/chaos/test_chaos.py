@@ -88,3 +88,39 @@ def test_postgresql_stopped_for_10_seconds(
         time.sleep(10)  # the outage itself
         private_pg.start()
         finish_and_check(run, 0, capsys)
+
+
+def test_broker_memory_alarm_for_10_seconds(
+    private_rabbit: PrivateRabbit,
+    private_pg: PrivatePostgres,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """RabbitMQ blocks every publishing connection while a memory alarm lasts: it stops reading
+    their sockets. The worker waits it out on the same connection; it must not take the full
+    socket for a dead broker, reconnect, and so get its unacked deliveries again (each such
+    round counts toward the quorum queue's delivery limit, then the DLQ)."""
+    with chaos_run("memory-alarm", private_rabbit, private_pg, tmp_path) as run:
+        run.plan = plan(4_000, seed=13)
+        publisher = threading.Thread(
+            target=run.publish, args=(run.plan.messages, 400.0), daemon=True
+        )
+        publisher.start()
+        total = len(_admin()) + len(run.plan.valid_ids)
+        wait_for(lambda: run.processed() > total // 5, 120, "a fifth processed")
+        assert run.processed() < total, "the alarm starts in the middle of the run"
+        private_rabbit.ctl("set_vm_memory_high_watermark", "0.00001")
+        try:
+            wait_for(lambda: "memory" in _alarms(private_rabbit), 30, "the memory alarm on")
+            time.sleep(10)  # the alarm itself
+        finally:
+            private_rabbit.ctl("set_vm_memory_high_watermark", "0.6")
+        publisher.join(timeout=120)
+        assert not publisher.is_alive()
+        finish_and_check(run, 0, capsys)
+        reconnects = run.worker.log.read_text().count("reconnecting")
+        assert reconnects == 0, f"the worker reconnected {reconnects} times during the alarm"
+
+
+def _alarms(rabbit: PrivateRabbit) -> str:
+    return rabbit.ctl("eval", "rabbit_alarm:get_alarms().")
