@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import orjson
 import pytest
 
 from entity_sync.bootstrap import build
@@ -15,6 +16,8 @@ from entity_sync.store import tables as t
 from tests.support.amqp import bind_output_queue, collect
 from tests.support.runner import running_worker, settings_for
 from tests.support.waiting import wait_for
+
+HOSTILE = 'Ünï "q" \\ \u2028 </script> \U0001f600 1e400'
 
 
 @pytest.mark.integration
@@ -33,6 +36,7 @@ def test_batches_left_in_the_outbox_are_published_once_and_removed(
         )
         for i in range(3)
     ]
+    outputs[0].body["name"] = HOSTILE  # relayed as the bytes a publish after commit sends
     with app.engine.begin() as conn:  # a batch committed; then the worker died
         outbox.store(conn, outputs[:2], app.names.out_exchange)
     with app.engine.begin() as conn:
@@ -49,7 +53,20 @@ def test_batches_left_in_the_outbox_are_published_once_and_removed(
             )
         )
     outputs.append(legacy)
-    assert outbox.backlog(app.engine) == 4
+    # and a batch row as releases before 2026-12-03 wrote it: each body a string of its JSON
+    earlier = Output("target.t-8.product", "00000000-0000-4000-8000-000000000008", {"n": 8})
+    with app.engine.begin() as conn:
+        conn.execute(
+            t.outbox_batches.insert().values(
+                created_at=dt.datetime.now(dt.UTC),
+                size=1,
+                messages=orjson.dumps(
+                    [[earlier.event_id, earlier.routing_key, '{"n":8}']]
+                ).decode(),
+            )
+        )
+    outputs.append(earlier)
+    assert outbox.backlog(app.engine) == 5
     with connect(settings) as conn:
         declare(conn, app.names, retry.delay_queues(settings))
     queue = bind_output_queue(broker_url, prefix)
@@ -57,13 +74,14 @@ def test_batches_left_in_the_outbox_are_published_once_and_removed(
 
     with running_worker(settings) as (app, _worker):
         # the relay runs on start, and again when idle, for rows older than the relay age
-        got = collect(broker_url, queue, 4, timeout=30)
+        got = collect(broker_url, queue, 5, timeout=30)
         wait_for(lambda: outbox.backlog(app.engine) == 0, what="outbox emptied")
     assert sorted(m.message_id or "" for m in got) == sorted(o.event_id for o in outputs)
     assert {m.routing_key for m in got} == {o.routing_key for o in outputs}
     assert {m.body for m in got} == {
-        b'{"event_id":"00000000-0000-4000-8000-000000000000","n":0}',
+        orjson.dumps(outputs[0].body),
         b'{"event_id":"00000000-0000-4000-8000-000000000001","n":1}',
         b'{"event_id":"00000000-0000-4000-8000-000000000002","n":2}',
         b'{"n":9}',
+        b'{"n":8}',
     }

@@ -54,7 +54,11 @@ def insert_batch(conn: sa.Connection, messages: Sequence[Storable]) -> int:
     Each message must have its id. The messages themselves, not copies: a batch at 10 targets
     stores 5,000 of them.
     """
-    encoded = orjson.dumps([[m.message_id, m.routing_key, m.body.decode()] for m in messages])
+    # Each body goes in as the JSON value it is (orjson.Fragment), not as a string of it:
+    # no second encoding and no escaping (a third of the encoding time at 10 targets).
+    encoded = orjson.dumps(
+        [[m.message_id, m.routing_key, orjson.Fragment(m.body)] for m in messages]
+    )
     batch_id = conn.execute(
         t.outbox_batches.insert()
         .values(created_at=utcnow(), size=len(messages), messages=encoded.decode())
@@ -104,9 +108,15 @@ def pending(engine: Engine, older_than_seconds: float, limit: int = 1000) -> Pen
 
 
 def _batch_entries(messages: str) -> list[OutboxEntry]:
-    """An `outbox_batches.messages` value: a JSON array of [event_id, routing_key, body]."""
+    """An `outbox_batches.messages` value: a JSON array of [event_id, routing_key, body], the
+    body a JSON value (re-encoded by orjson, it is the bytes published: orjson wrote them) or,
+    in rows of earlier releases, a string holding it."""
     return [
-        OutboxEntry(event_id=e, routing_key=rk, body=body.encode())
+        OutboxEntry(
+            event_id=e,
+            routing_key=rk,
+            body=body.encode() if isinstance(body, str) else orjson.dumps(body),
+        )
         for e, rk, body in orjson.loads(messages)
     ]
 

@@ -151,7 +151,8 @@ outbox_batches = sa.Table(
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
     sa.Column("created_at", Ts, nullable=False, index=True),
     sa.Column("size", sa.Integer, nullable=False),  # how many messages
-    # JSON array of [event_id, routing_key, body as published (text)], in publish order
+    # JSON array of [event_id, routing_key, body as published: a JSON value, or in rows of
+    # earlier releases a string of it], in publish order
     sa.Column("messages", sa.Text, nullable=False),
 )
 

@@ -131,3 +131,12 @@ def test_later_update_after_release_keeps_the_released_currency() -> None:
     handle(state, charge("C1", "RP1", version=2, prices=PRICES, name="renamed"))
     held = copy_of(state, "product_rate_plan_charge", "C1")
     assert held.data["prices"] == {"USD": "49.00", "EUR": "45.00"}
+
+
+def test_a_currency_activated_earlier_in_the_same_state_reaches_the_next_object() -> None:
+    """The rules' view of a target is kept per batch (send.target_view): an entity upsert in
+    the batch must replace it, or the next charge would still lose the new currency."""
+    state = world(("USD",), prices=PRICES, tiers=[])  # t1's view is built: USD only
+    handle(state, entity("t1", currencies=["USD", "GBP"]))
+    out = handle(state, charge("C2", "RP1", prices=PRICES))
+    assert only_output(out).body["data"]["prices"] == {"USD": "49.00", "GBP": "40.00"}

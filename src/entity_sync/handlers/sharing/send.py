@@ -25,16 +25,23 @@ from entity_sync.schemas.inputs import PARENT_TYPE
 
 
 def target_view(state: SharingState, target_entity: str) -> rules.TargetView | None:
+    """The target as the rules see it; built once per batch (state.target_views), as every
+    event offers its object to every connected target."""
+    view = state.target_views.get(target_entity)
+    if view is not None:
+        return view
     entity = state.entities.get(target_entity)
     if entity is None:
         return None
-    return rules.TargetView(
+    view = rules.TargetView(
         entity_id=entity.entity_id,
         active_currencies=entity.active_currencies,
         acceptance=state.acceptance.get(target_entity, "dont_accept"),
         has_own_accounting_periods=entity.has_own_accounting_periods,
         earliest_activity_date=entity.earliest_activity_date,
     )
+    state.target_views[target_entity] = view
+    return view
 
 
 _DECISION_OF: dict[rules.TargetDecisionKind, DecisionKind] = {

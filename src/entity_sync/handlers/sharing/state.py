@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from entity_sync.handlers.sharing.model import (
     TYPE_ORDER,
@@ -23,6 +23,9 @@ from entity_sync.handlers.sharing.model import (
     SourceKey,
     SourceObject,
 )
+
+if TYPE_CHECKING:
+    from entity_sync.handlers.sharing.rules import TargetView
 
 
 class StateLoader(Protocol):
@@ -59,6 +62,9 @@ class SharingState:
         self.decisions: list[Decision] = []
         self.dirty = Dirty()
         self.writes = 0  # lets callers see whether a failed event had already changed state
+        # What the rules see of each target (send.target_view), derived from `entities` and
+        # `acceptance`: kept for the batch, dropped when either changes for that target.
+        self.target_views: dict[str, TargetView] = {}
         self._looked_up: set[SourceKey] = set()
         self._types_loaded: set[str] = set()
         self._copies_loaded: set[SourceKey] = set()
@@ -182,6 +188,7 @@ class SharingState:
     def put_entity(self, entity: Entity) -> None:
         self.writes += 1
         self.entities[entity.entity_id] = entity
+        self.target_views.pop(entity.entity_id, None)
         self.dirty.entities.add(entity.entity_id)
 
     def put_connection(self, link: Link) -> None:
@@ -192,6 +199,7 @@ class SharingState:
     def put_acceptance(self, target: str, acceptance: Acceptance) -> None:
         self.writes += 1
         self.acceptance[target] = acceptance
+        self.target_views.pop(target, None)
         self.dirty.acceptance.add(target)
 
     def put_levels(self, levels: dict[str, str]) -> None:
@@ -209,8 +217,9 @@ class SharingState:
 
     def put_copy(self, copy: Copy) -> None:
         self.writes += 1
-        self.copies[copy.key] = copy
-        self.dirty.copies.add(copy.key)
+        key = copy.key
+        self.copies[key] = copy
+        self.dirty.copies.add(key)
 
     def record(self, decision: Decision) -> None:
         self.writes += 1
