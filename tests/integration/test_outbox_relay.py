@@ -6,6 +6,7 @@ import datetime as dt
 
 import orjson
 import pytest
+from sqlalchemy.engine import Engine
 
 from entity_sync.bootstrap import build
 from entity_sync.handlers.sharing.model import Output
@@ -41,31 +42,7 @@ def test_batches_left_in_the_outbox_are_published_once_and_removed(
         outbox.store(conn, outputs[:2], app.names.out_exchange)
     with app.engine.begin() as conn:
         outbox.store(conn, outputs[2:], app.names.out_exchange)
-    # and a row of the per-output table that the previous release wrote
-    legacy = Output("target.t-9.product", "00000000-0000-4000-8000-000000000009", {"n": 9})
-    with app.engine.begin() as conn:
-        conn.execute(
-            t.outbox.insert().values(
-                event_id=legacy.event_id,
-                routing_key=legacy.routing_key,
-                body='{"n":9}',
-                created_at=dt.datetime.now(dt.UTC),
-            )
-        )
-    outputs.append(legacy)
-    # and a batch row as releases before 2026-12-03 wrote it: each body a string of its JSON
-    earlier = Output("target.t-8.product", "00000000-0000-4000-8000-000000000008", {"n": 8})
-    with app.engine.begin() as conn:
-        conn.execute(
-            t.outbox_batches.insert().values(
-                created_at=dt.datetime.now(dt.UTC),
-                size=1,
-                messages=orjson.dumps(
-                    [[earlier.event_id, earlier.routing_key, '{"n":8}']]
-                ).decode(),
-            )
-        )
-    outputs.append(earlier)
+    outputs += _rows_of_earlier_releases(app.engine)
     assert outbox.backlog(app.engine) == 5
     with connect(settings) as conn:
         declare(conn, app.names, retry.delay_queues(settings))
@@ -85,3 +62,30 @@ def test_batches_left_in_the_outbox_are_published_once_and_removed(
         b'{"n":9}',
         b'{"n":8}',
     }
+
+
+def _rows_of_earlier_releases(engine: Engine) -> list[Output]:
+    """A row of the per-output table, and a batch row whose bodies are strings of their JSON
+    (both as earlier releases wrote them, and still relayed)."""
+    legacy = Output("target.t-9.product", "00000000-0000-4000-8000-000000000009", {"n": 9})
+    earlier = Output("target.t-8.product", "00000000-0000-4000-8000-000000000008", {"n": 8})
+    now = dt.datetime.now(dt.UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            t.outbox.insert().values(
+                event_id=legacy.event_id,
+                routing_key=legacy.routing_key,
+                body='{"n":9}',
+                created_at=now,
+            )
+        )
+        conn.execute(
+            t.outbox_batches.insert().values(
+                created_at=now,
+                size=1,
+                messages=orjson.dumps(
+                    [[earlier.event_id, earlier.routing_key, '{"n":8}']]
+                ).decode(),
+            )
+        )
+    return [legacy, earlier]
