@@ -43,6 +43,7 @@ def control_levels(engine: Engine) -> list[dict[str, Any]]:
 
 
 def copies_in(engine: Engine, target: str, object_id: str | None = None) -> list[dict[str, Any]]:
+    """The target's copies (of `object_id`: then found by ix_target_copies_source)."""
     c = t.target_copies.c
     stmt = sa.select(t.target_copies, t.connections.c.status).join(
         t.connections, t.connections.c.connection_id == c.connection_id

@@ -78,7 +78,6 @@ target_copies = sa.Table(
     sa.Column("data", Json, nullable=False),
     sa.Column("updated_at", Ts, nullable=False),
     sa.Index("ix_target_copies_source", "source_object_id"),
-    sa.Index("ix_target_copies_target", "target_entity", "source_object_id"),
 )
 
 decisions = sa.Table(
