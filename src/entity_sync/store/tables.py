@@ -100,7 +100,6 @@ decisions = sa.Table(
         "targets", sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
     ),
     sa.Index("ix_decisions_object", "object_id", "target_entity"),
-    sa.Index("ix_decisions_target", "target_entity", "id"),
 )
 
 processed_events = sa.Table(
