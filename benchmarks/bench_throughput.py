@@ -222,7 +222,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--trials", type=int, default=3, help="median of this many runs")
     service_args(parser)
-    parser.add_argument("--prefetch", type=int, default=1000)
+    parser.add_argument("--prefetch", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument(
         "--modes", default="raw,1,10", help="which runs, e.g. '10' alone under a profiler"

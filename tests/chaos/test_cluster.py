@@ -40,7 +40,7 @@ pytestmark = [pytest.mark.chaos, pytest.mark.cluster]
 EVENTS = 5_000
 PUBLISH_RATE = 500.0  # events per second from upstream: the run lasts about 10 s
 RESUME_WITHIN = 30.0
-PREFETCH = 1000  # the worker's ENTITY_SYNC_PREFETCH (the default, as in production)
+PREFETCH = 2000  # the worker's ENTITY_SYNC_PREFETCH (the default, as in production)
 
 
 @contextmanager
