@@ -2,7 +2,7 @@
 
 Each takes (connection, table, rows, on_conflict, newer_only) and sends one statement:
   recordset  the rows as one JSON text parameter expanded by jsonb_to_recordset: store/sql.py's
-             path, copied here so the baseline stays put if sql.py changes
+             statement, called without the chunking around it
   unnest     one typed array parameter per column, JSON columns as text[] cast to jsonb[];
              `%s` as SQLAlchemy renders parameters (psycopg then sends every list as a text
              array literal), `%b` in psycopg's binary array format
@@ -32,22 +32,14 @@ def _is_json(column: sa.Column[Any]) -> bool:
     return column.type.compile(dialect=_PG) in ("JSONB", "JSON")
 
 
-@functools.cache
-def _recordset_sql(table: sa.Table, columns: tuple[str, ...], conflict: str) -> sa.TextClause:
-    names = ", ".join(f'"{c}"' for c in columns)
-    types = ", ".join(f'"{c}" {table.c[c].type.compile(dialect=_PG)}' for c in columns)
-    return sa.text(
-        f'INSERT INTO "{table.name}" ({names}) SELECT {names} '
-        f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x({types}) {conflict}"
-    )
-
-
 def recordset(
     conn: Connection, table: sa.Table, rows: Rows, on_conflict: sql.OnConflict, newer_only: bool
 ) -> None:
     columns = tuple(rows[0])
     conflict = sql._pg_conflict(table, columns, on_conflict, newer_only)
-    conn.execute(_recordset_sql(table, columns, conflict), {"rows": orjson.dumps(rows).decode()})
+    conn.execute(
+        sql._recordset_sql(table, columns, conflict), {"rows": orjson.dumps(rows).decode()}
+    )
 
 
 @functools.cache
