@@ -27,7 +27,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -39,7 +38,6 @@ from benchmarks.common import connected_targets, fresh_run, service_args
 from entity_sync import logs
 from entity_sync.handlers.sharing.service import SharingContext
 from entity_sync.runtime.batch import BatchProcessor
-from entity_sync.runtime.delivery import Delivery
 from entity_sync.store import decisions, migrate, processed, sql
 from entity_sync.store import tables as t
 from entity_sync.store.engine import create_engine
@@ -50,14 +48,6 @@ BATCH = 500
 TABLES = ("source_objects", "target_copies", "decisions", "processed_events")
 UPSERTED = ("source_objects", "target_copies")
 Captured = dict[str, tuple[write_paths.Rows, dict[str, Any]]]
-
-
-def _delivery(event: sc.Event) -> Delivery:
-    routing_key, body = event
-    queue = "p.object-shared" if routing_key.startswith("object.") else "p.entity-admin"
-    return Delivery(
-        queue, routing_key, "p.in", orjson.dumps(body), properties={"message_id": body["event_id"]}
-    )
 
 
 def _products(prefix: str, start: int, version: int) -> list[sc.Event]:
@@ -95,14 +85,14 @@ def prepare(engine: Engine, preload: int) -> dict[str, Captured]:
     processor = BatchProcessor(
         engine, SharingContext(sc.GLOBAL), "p.out", max_body_bytes=1 << 20, max_attempts=5
     )
-    processor.process([_delivery(e) for e in connected_targets(1)])
+    processor.process([sc.delivery(e) for e in connected_targets(1)])
     for start in range(0, max(preload, BATCH), BATCH):
-        processor.process([_delivery(e) for e in _products("p", start, 1)])
+        processor.process([sc.delivery(e) for e in _products("p", start, 1)])
     with _capturing() as update:
-        processor.process([_delivery(e) for e in _products("p", 0, 2)])
+        processor.process([sc.delivery(e) for e in _products("p", 0, 2)])
     fresh_events = _products("f", 0, 1)
     with _capturing() as fresh:
-        processor.process([_delivery(e) for e in fresh_events])
+        processor.process([sc.delivery(e) for e in fresh_events])
     with engine.begin() as conn:
         conn.execute(t.source_objects.delete().where(t.source_objects.c.object_id.like("f-%")))
         copies = t.target_copies.c

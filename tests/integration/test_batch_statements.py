@@ -5,24 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 import pytest
 import sqlalchemy as sa
 
 from entity_sync.handlers.sharing.service import SharingContext
 from entity_sync.runtime.batch import BatchProcessor
-from entity_sync.runtime.delivery import Delivery
 from entity_sync.store import migrate
 from entity_sync.store.engine import create_engine
 from tests.support import scenario as sc
-
-
-def _delivery(event: sc.Event) -> Delivery:
-    routing_key, body = event
-    queue = "p.object-shared" if routing_key.startswith("object.") else "p.entity-admin"
-    return Delivery(
-        queue, routing_key, "p.in", orjson.dumps(body), properties={"message_id": body["event_id"]}
-    )
 
 
 @pytest.mark.integration
@@ -39,7 +29,7 @@ def test_a_batch_of_500_events_to_3_targets_is_13_statements(database_url: str) 
             sc.connection(f"c{i}", f"t{i}", "request"),
             sc.connection(f"c{i}", f"t{i}", "accept"),
         ]
-    assert processor.process([_delivery(e) for e in admin]).fates["applied"] == len(admin)
+    assert processor.process([sc.delivery(e) for e in admin]).fates["applied"] == len(admin)
     events = [sc.obj("product", f"p-{i}", 1, {"name": f"P{i}", "sku": f"S{i}"}) for i in range(500)]
     statements: list[str] = []
 
@@ -47,7 +37,7 @@ def test_a_batch_of_500_events_to_3_targets_is_13_statements(database_url: str) 
         statements.append(statement)
 
     sa.event.listen(engine, "before_cursor_execute", count)
-    result = processor.process([_delivery(e) for e in events])
+    result = processor.process([sc.delivery(e) for e in events])
     sa.event.remove(engine, "before_cursor_execute", count)
     engine.dispose()
 

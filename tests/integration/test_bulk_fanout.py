@@ -19,7 +19,6 @@ from entity_sync.runtime import outbox
 from entity_sync.runtime.batch import BatchProcessor, BatchResult
 from entity_sync.runtime.broker import OutMessage
 from entity_sync.runtime.bulk import BulkRunner
-from entity_sync.runtime.delivery import Delivery
 from entity_sync.store import migrate
 from entity_sync.store import tables as t
 from entity_sync.store.engine import create_engine
@@ -42,13 +41,6 @@ class Published:
         self.messages.extend(messages)
 
 
-def _delivery(event: sc.Event) -> Delivery:
-    routing_key, body = event
-    queue = "p.object-shared" if routing_key.startswith("object.") else "p.entity-admin"
-    return Delivery(queue, routing_key, "p.in", orjson.dumps(body),
-                    properties={"message_id": body["event_id"]})  # fmt: skip
-
-
 @pytest.fixture
 def engine(state_db_url: str) -> Iterator[sa.Engine]:
     engine = create_engine(state_db_url)
@@ -60,7 +52,7 @@ def engine(state_db_url: str) -> Iterator[sa.Engine]:
 def _apply(engine: sa.Engine, *events: sc.Event) -> BatchResult:
     processor = BatchProcessor(engine, SharingContext("global"), "p.out", max_body_bytes=1 << 20,
                                max_attempts=5)  # fmt: skip
-    result = processor.process([_delivery(e) for e in events])
+    result = processor.process([sc.delivery(e) for e in events])
     assert result.fates["applied"] == len(events), result.fates
     return result
 

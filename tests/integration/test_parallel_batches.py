@@ -9,13 +9,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import orjson
 import pytest
 import sqlalchemy as sa
 
 from entity_sync.handlers.sharing.service import SharingContext
 from entity_sync.runtime.batch import BatchProcessor, BatchResult
-from entity_sync.runtime.delivery import Delivery
 from entity_sync.runtime.envelope import Envelope
 from entity_sync.store import migrate
 from entity_sync.store import tables as t
@@ -24,19 +22,6 @@ from tests.support import scenario as sc
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
-Q_OBJECTS, Q_ADMIN = "p.object-shared", "p.entity-admin"
-
-
-def _delivery(event: sc.Event) -> Delivery:
-    routing_key, body = event
-    queue = Q_OBJECTS if routing_key.startswith("object.") else Q_ADMIN
-    return Delivery(
-        queue=queue,
-        routing_key=routing_key,
-        exchange="p.in",
-        body=orjson.dumps(body),
-        properties={"message_id": body["event_id"]},
-    )
 
 
 class Held(BatchProcessor):
@@ -86,7 +71,7 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
     migrate.upgrade(engine)
     _plain(engine).process(
         [
-            _delivery(e)
+            sc.delivery(e)
             for e in (
                 sc.entity("global", ["USD"]),
                 sc.entity("t-a", ["USD"]),
@@ -132,9 +117,9 @@ def test_a_batch_of_another_object_commits_while_one_is_held_open(engine: sa.Eng
     held = Held(engine)
     x = sc.obj("product", "p-x", 1, {"name": "x", "sku": "x1"})
     y = sc.obj("product", "p-y", 1, {"name": "y", "sku": "y1"})
-    with _in_thread(lambda: held.process([_delivery(x)])):
+    with _in_thread(lambda: held.process([sc.delivery(x)])):
         assert held.holding.wait(30), "the first batch never reached its commit"
-        with _in_thread(lambda: _plain(engine).process([_delivery(y)])) as second:
+        with _in_thread(lambda: _plain(engine).process([sc.delivery(y)])) as second:
             wait_for(
                 lambda: bool(second),
                 timeout=30,
@@ -153,13 +138,13 @@ def test_a_batch_of_another_object_commits_while_one_is_held_open(engine: sa.Eng
 def test_two_versions_of_one_object_at_once_end_in_the_newest(
     engine: sa.Engine, first: int, second: int
 ) -> None:
-    _plain(engine).process([_delivery(sc.obj("product", "p-z", 1, {"name": "z", "sku": "v1"}))])
+    _plain(engine).process([sc.delivery(sc.obj("product", "p-z", 1, {"name": "z", "sku": "v1"}))])
     held = Held(engine)
     newer = sc.obj("product", "p-z", first, {"name": "z", "sku": f"v{first}"})
     older = sc.obj("product", "p-z", second, {"name": "z", "sku": f"v{second}"})
-    with _in_thread(lambda: held.process([_delivery(newer)])):
+    with _in_thread(lambda: held.process([sc.delivery(newer)])):
         assert held.holding.wait(30)
-        with _in_thread(lambda: _plain(engine).process([_delivery(older)])):
+        with _in_thread(lambda: _plain(engine).process([sc.delivery(older)])):
             wait_for(lambda: _waiting_on_a_lock(engine), timeout=30, what="the row lock wait")
             held.release.set()
     assert _source(engine, "p-z") == (3, {"name": "z", "sku": "v3"})
@@ -170,13 +155,13 @@ def test_two_versions_of_one_object_at_once_end_in_the_newest(
 def test_an_object_event_waits_for_an_accept_and_reaches_the_new_target(
     engine: sa.Engine,
 ) -> None:
-    _plain(engine).process([_delivery(sc.connection("c-b", "t-b", "request"))])
+    _plain(engine).process([sc.delivery(sc.connection("c-b", "t-b", "request"))])
     held = Held(engine)
     accept = sc.connection("c-b", "t-b", "accept")  # backfills t-b with what it sees
     new = sc.obj("product", "p-new", 1, {"name": "n", "sku": "n1"})
-    with _in_thread(lambda: held.process([_delivery(accept)])):
+    with _in_thread(lambda: held.process([sc.delivery(accept)])):
         assert held.holding.wait(30)
-        with _in_thread(lambda: _plain(engine).process([_delivery(new)])) as objects:
+        with _in_thread(lambda: _plain(engine).process([sc.delivery(new)])) as objects:
             wait_for(lambda: _waiting_on_a_lock(engine), timeout=30, what="the admin lock wait")
             held.release.set()
     assert set(_copies(engine, "p-new")) == {"t-a", "t-b"}  # nothing slipped past the accept

@@ -9,6 +9,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import orjson
+
+from entity_sync.runtime.delivery import Delivery
+
 Event = tuple[str, dict[str, Any]]
 GLOBAL = "global"
 PRODUCT, RATE_PLAN, CHARGE = "p-1", "rp-1", "c-1"
@@ -16,6 +20,16 @@ PERIOD = "ap-2026-01"
 HOSTILE_PRODUCT = "p-hostile"
 HOSTILE_NAME = '\'; DROP TABLE entities; -- ../../etc/passwd "quoted" ' + "x" * 10_000
 T = "2026-11-20T09:00:00Z"
+
+
+def delivery(event: Event) -> Delivery:
+    """`event` as the worker would take it from the queue of prefix `p` it belongs in, for
+    tests and benchmarks that run a processor without a broker."""
+    routing_key, body = event
+    queue = "p.object-shared" if routing_key.startswith("object.") else "p.entity-admin"
+    return Delivery(
+        queue, routing_key, "p.in", orjson.dumps(body), properties={"message_id": body["event_id"]}
+    )
 
 
 def eid() -> str:
