@@ -1,6 +1,7 @@
 """No global lock: batches of different objects commit in parallel; batches of the same object
 end in the newest version whatever their order; admin events wait for (and are waited for by)
-object batches, so no update slips past a new connection. Real PostgreSQL, two transactions."""
+object batches, so no update slips past a new connection; one event delivered to two batches
+at once is applied by one. Real PostgreSQL, two transactions."""
 
 from __future__ import annotations
 
@@ -166,3 +167,20 @@ def test_an_object_event_waits_for_an_accept_and_reaches_the_new_target(
             held.release.set()
     assert set(_copies(engine, "p-new")) == {"t-a", "t-b"}  # nothing slipped past the accept
     assert objects[0].lock_wait_seconds > 0
+
+
+def test_one_event_in_two_batches_at_once_is_applied_by_one(engine: sa.Engine) -> None:
+    """A redelivery while the first delivery's batch is still open (two workers): the second
+    waits for the first's claim of the event id and counts a duplicate, with no output."""
+    held = Held(engine)
+    event = sc.obj("product", "p-d", 1, {"name": "d", "sku": "d1"})
+    with _in_thread(lambda: held.process([sc.delivery(event)])) as first:
+        assert held.holding.wait(30)
+        with _in_thread(lambda: _plain(engine).process([sc.delivery(event)])) as second:
+            wait_for(lambda: _waiting_on_a_lock(engine), timeout=30, what="the claim's wait")
+            held.release.set()
+    assert first[0].fates["applied"] == 1
+    assert second[0].fates["duplicate"] == 1
+    assert second[0].fates["applied"] == 0
+    assert second[0].publish == []
+    assert _copies(engine, "p-d")["t-a"][0] == 1

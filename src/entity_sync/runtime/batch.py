@@ -177,7 +177,8 @@ class BatchProcessor:
     ) -> None:
         with self.engine.begin() as conn:
             result.lock_wait_seconds += lock_state(conn, lock_mode(envelopes))
-            seen = processed.seen_event_ids(conn, {e.event_id for e in envelopes})
+            # Claimed before applying (store/processed.py claim); duplicates are the rest.
+            claimed = processed.claim(conn, [(e.event_id, e.delivery.queue) for e in envelopes])
             state = sharing.load_state(conn)
             state.prefetch(
                 [
@@ -186,29 +187,29 @@ class BatchProcessor:
                     if isinstance(m := e.model, ObjectShared)
                 ]
             )
-            applied: list[tuple[str, str]] = []
+            unapplied: list[str] = []
             outputs: list[Output] = []
             jobs: list[BulkJob] = []
             elog = log.bind()  # once per batch: the lazy proxy builds a logger on every call
             for index, env in enumerate(envelopes):
-                if env.event_id in seen:
+                if env.event_id not in claimed:  # recorded before, or earlier in this batch
                     result.fates[Fate.DUPLICATE] += 1
                     continue
+                claimed.discard(env.event_id)
                 # Every log line about this message carries its event_id, object and target.
                 with _LogContext(_context_of(env.model)):
                     failure = failed.get(index) or self._apply(
                         index, env, state, outputs, jobs, elog
                     )
                     if failure is None:
-                        seen.add(env.event_id)
-                        applied.append((env.event_id, env.delivery.queue))
                         result.fates[Fate.APPLIED] += 1
                         continue
+                    unapplied.append(env.event_id)
                     if failure.permanent:
                         state.record(_rejected_decision(env.model, failure))
                     ack_policy.fail(result, env.delivery, failure, self.max_attempts)
             sharing.flush_state(conn, state)
-            processed.mark_processed(conn, applied)
+            processed.release(conn, unapplied)
             # Run in chunks after the commit (runtime/bulk.py).
             job_store.insert_jobs(conn, jobs)
             result.jobs_created += len(jobs)

@@ -61,6 +61,10 @@ class RowMap(Generic[R]):
             get = self._by_position[keys] = operator.itemgetter(*map(keys.index, self.names))
         return [self._make(get(row)) for row in result]
 
+    def from_values(self, values: Iterable[Any]) -> R:
+        """The record of the mapped columns' values, in the order of `names`."""
+        return self._make(tuple(values))
+
     def record(self, row: Any) -> R:
         """The record of one row (or any object with the mapped columns as attributes)."""
         return self._make(self._get(row))

@@ -9,27 +9,30 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from entity_sync.store import tables as t
-from entity_sync.store.sql import bulk_insert, chunks, member_of, utcnow
+from entity_sync.store.sql import chunks, insert_new, member_of, utcnow
 
 
-def seen_event_ids(conn: Connection, event_ids: Collection[str]) -> set[str]:
-    """Which of `event_ids` a committed batch already applied."""
-    seen: set[str] = set()
+def claim(conn: Connection, items: Collection[tuple[str, str]]) -> set[str]:
+    """Record (event id, queue) pairs as processed before applying them; returns the ids that
+    were not recorded yet, which this transaction may apply (the others are duplicates).
+
+    The dedupe read and the record in one statement on PostgreSQL (it was two). An id that a
+    concurrent batch is recording waits for that batch: two workers never apply one event at
+    once. Ids are inserted in sorted order, so two batches claiming the same ones cannot
+    deadlock. A claimed event that is then not applied is given back with `release`.
+    """
+    now = utcnow()
+    queues = dict(sorted(items, reverse=True))  # one row per id (an id twice in a batch)
+    rows = [{"event_id": e, "queue": queues[e], "processed_at": now} for e in sorted(queues)]
+    return set(insert_new(conn, t.processed_events, rows, "event_id"))
+
+
+def release(conn: Connection, event_ids: Collection[str]) -> None:
+    """Forget claimed ids whose events were not applied (retried or dead-lettered): their next
+    delivery, or an operator's replay, is applied and not taken for a duplicate."""
     col = t.processed_events.c.event_id
     for chunk in chunks(sorted(event_ids)):
-        seen.update(conn.execute(sa.select(col).where(member_of(conn, col, chunk))).scalars())
-    return seen
-
-
-def mark_processed(conn: Connection, items: list[tuple[str, str]]) -> None:
-    """Record (event id, queue) pairs as applied; one already recorded stays as it is."""
-    now = utcnow()
-    bulk_insert(
-        conn,
-        t.processed_events,
-        [{"event_id": e, "queue": q, "processed_at": now} for e, q in sorted(items)],
-        on_conflict="ignore",
-    )
+        conn.execute(t.processed_events.delete().where(member_of(conn, col, chunk)))
 
 
 def prune_processed(conn: Connection, older_than: dt.datetime, limit: int = 10_000) -> int:

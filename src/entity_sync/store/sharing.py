@@ -26,7 +26,7 @@ from entity_sync.handlers.sharing.state import SharingState
 from entity_sync.store import tables as t
 from entity_sync.store.decisions import insert_decisions
 from entity_sync.store.mapping import R, RowMap
-from entity_sync.store.sql import chunks, member_of, upsert, utcnow
+from entity_sync.store.sql import chunks, lookup, upsert, utcnow
 
 ENTITIES = RowMap(
     Entity, t.entities, load={"active_currencies": tuple}, dump={"active_currencies": list}
@@ -57,13 +57,10 @@ class DbLoader:
         col = t.source_objects.c
         out: list[SourceObject] = []
         for object_type, ids in sorted(by_type.items()):
+            of_type = col.object_type == object_type
             for chunk in chunks(sorted(ids)):
-                rows = self.conn.execute(
-                    sa.select(t.source_objects)
-                    .where(col.object_type == object_type)
-                    .where(member_of(self.conn, col.object_id, chunk))
-                )
-                out.extend(SOURCES.records(rows))
+                stmt = lookup(self.conn, t.source_objects, col.object_id, chunk, of_type)
+                out.extend(SOURCES.records(self.conn.execute(stmt)))
         return out
 
     def load_sources_of_type(self, object_type: str) -> list[SourceObject]:
@@ -77,12 +74,9 @@ class DbLoader:
         wanted = set(keys)
         col = t.target_copies.c
         out: list[Copy] = []
+        only = [] if self.copies_of is None else [col.connection_id == self.copies_of]
         for chunk in chunks(ids):
-            stmt = sa.select(t.target_copies).where(
-                member_of(self.conn, col.source_object_id, chunk)
-            )
-            if self.copies_of is not None:
-                stmt = stmt.where(col.connection_id == self.copies_of)
+            stmt = lookup(self.conn, t.target_copies, col.source_object_id, chunk, *only)
             copies = COPIES.records(self.conn.execute(stmt))
             out.extend(c for c in copies if (c.object_type, c.source_object_id) in wanted)
         return out
@@ -122,6 +116,9 @@ def load_state(conn: Connection, copies_of: str | None = None) -> SharingState:
     """The small, always-complete part of the state, plus a loader for the rest (of the copies,
     only those of connection `copies_of` when given: see DbLoader)."""
     state = SharingState(DbLoader(conn, copies_of))
+    if conn.dialect.name == "postgresql":
+        _load_small_tables_at_once(conn, state)
+        return state
     for entity in ENTITIES.records(conn.execute(sa.select(t.entities))):
         state.entities[entity.entity_id] = entity
     for link in LINKS.records(conn.execute(sa.select(t.connections))):
@@ -132,6 +129,42 @@ def load_state(conn: Connection, copies_of: str | None = None) -> SharingState:
     for r in conn.execute(sa.select(t.control_levels)):
         state.levels[r.attribute] = r.level
     return state
+
+
+def _json_rows(mapping: RowMap[Any]) -> str:
+    """A subquery: the mapped columns of every row of the table, as a JSON array of arrays."""
+    columns = ", ".join(f'"{n}"' for n in mapping.names)
+    return (
+        f"(SELECT coalesce(json_agg(json_build_array({columns})), '[]') "
+        f'FROM "{mapping.table.name}")'
+    )
+
+
+# The four small tables in one statement: a round trip each cost about 3% of a batch's time at
+# 1 target (py-spy; each waits for the server to be scheduled on a busy machine).
+_SMALL_TABLES = sa.text(
+    f"SELECT {_json_rows(ENTITIES)}, {_json_rows(LINKS)}, "
+    "(SELECT coalesce(json_agg(json_build_array(target_entity, acceptance)), '[]') "
+    "FROM share_settings WHERE object_type = :setting), "
+    "(SELECT coalesce(json_agg(json_build_array(attribute, level)), '[]') FROM control_levels)"
+)
+_DATE_FIELD = ENTITIES.names.index("earliest_activity_date")  # JSON holds it as text
+
+
+def _load_small_tables_at_once(conn: Connection, state: SharingState) -> None:
+    entities, links, acceptance, levels = conn.execute(
+        _SMALL_TABLES, {"setting": PERIOD_SETTING}
+    ).one()
+    for values in entities:
+        if values[_DATE_FIELD] is not None:
+            values[_DATE_FIELD] = dt.date.fromisoformat(values[_DATE_FIELD])
+        entity = ENTITIES.from_values(values)
+        state.entities[entity.entity_id] = entity
+    for values in links:
+        link = LINKS.from_values(values)
+        state.connections[link.connection_id] = link
+    state.acceptance.update(dict(acceptance))
+    state.levels.update(dict(levels))
 
 
 def flush_state(conn: Connection, state: SharingState) -> None:
