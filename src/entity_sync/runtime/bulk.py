@@ -71,6 +71,10 @@ class BulkRunner:
         """A chunk failed (the database, a bug): the loop goes on, the job waits a while."""
         self._quiet_until = time.monotonic() + seconds
 
+    def due(self) -> bool:
+        """Whether `step` would look for a job now (no query: see `step`)."""
+        return time.monotonic() >= self._quiet_until
+
     def step(self, publisher: Publishes) -> bool:
         """Run one chunk of the oldest job no other worker is running; False if none.
 

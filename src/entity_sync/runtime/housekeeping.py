@@ -70,7 +70,7 @@ class Housekeeping:
         Between batches, so neither starves the other. The chunk waits for its confirms, and
         so for the pending batch's too, which the loop then acks at once.
         """
-        if self.bulk is None or self._link is None:
+        if self.bulk is None or self._link is None or not self.bulk.due():
             return False
         conn = self._link.conn
         try:
