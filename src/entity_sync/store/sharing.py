@@ -50,17 +50,11 @@ class DbLoader:
         self.copies_of = copies_of
 
     def load_sources(self, keys: Collection[SourceKey]) -> list[SourceObject]:
-        # By type, so the primary key (object_type, object_id) serves every lookup.
-        by_type: dict[str, set[str]] = {}
-        for object_type, object_id in keys:
-            by_type.setdefault(object_type, set()).add(object_id)
         col = t.source_objects.c
         out: list[SourceObject] = []
-        for object_type, ids in sorted(by_type.items()):
-            of_type = col.object_type == object_type
-            for chunk in chunks(sorted(ids)):
-                stmt = lookup(self.conn, t.source_objects, col.object_id, chunk, of_type)
-                out.extend(SOURCES.records(self.conn.execute(stmt)))
+        for chunk in chunks(sorted(set(keys))):
+            stmt = lookup(self.conn, t.source_objects, (col.object_type, col.object_id), chunk)
+            out.extend(SOURCES.records(self.conn.execute(stmt)))
         return out
 
     def load_sources_of_type(self, object_type: str) -> list[SourceObject]:
@@ -70,15 +64,15 @@ class DbLoader:
         return SOURCES.records(rows)
 
     def load_copies(self, keys: Collection[SourceKey]) -> list[Copy]:
-        ids = sorted({object_id for _, object_id in keys})
-        wanted = set(keys)
+        # With `copies_of`, the key of the primary key whole (connection, type, id): one probe
+        # each; without it, ix_target_copies_source.
         col = t.target_copies.c
-        out: list[Copy] = []
+        columns = (col.object_type, col.source_object_id)
         only = [] if self.copies_of is None else [col.connection_id == self.copies_of]
-        for chunk in chunks(ids):
-            stmt = lookup(self.conn, t.target_copies, col.source_object_id, chunk, *only)
-            copies = COPIES.records(self.conn.execute(stmt))
-            out.extend(c for c in copies if (c.object_type, c.source_object_id) in wanted)
+        out: list[Copy] = []
+        for chunk in chunks(sorted(set(keys))):
+            stmt = lookup(self.conn, t.target_copies, columns, chunk, *only)
+            out.extend(COPIES.records(self.conn.execute(stmt)))
         return out
 
     def load_sources_page(

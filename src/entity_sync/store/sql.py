@@ -45,26 +45,32 @@ def member_of(conn: Connection, column: sa.ColumnElement[str], values: Sequence[
 def lookup(
     conn: Connection,
     table: sa.Table,
-    column: sa.ColumnElement[str],
-    values: Sequence[str],
+    columns: Sequence[sa.ColumnElement[str]],
+    keys: Sequence[tuple[str, ...]],
     *where: sa.ColumnElement[bool],
 ) -> sa.Select[Any]:
-    """The rows of `table` whose `column` is one of `values` (and that meet `where`).
+    """The rows of `table` whose `columns` hold one of `keys` (and that meet `where`).
 
-    On PostgreSQL one index probe per value, whatever the statistics say: a join of the values
-    (`unnest`) with a LATERAL subquery that the planner may not flatten (`OFFSET 0`). Written as
-    `column = ANY(values)`, the planner falls back to its default selectivity while a table
-    has no statistics (a new database, until autovacuum's first ANALYZE): 500 values then
-    look like the whole table, and it scans every row of the type (7.3 ms per batch at 100,000
-    objects, against 0.8 ms probed; docs/scaling.md). With statistics both take the same.
+    On PostgreSQL one index probe per key, whatever the statistics say: a join of the keys
+    (`unnest` of one array per column) with a LATERAL subquery that the planner may not
+    flatten (`OFFSET 0`). Give every column of the index to probe: a probe on a prefix of it
+    walks every row under that prefix. Written as `column = ANY(values)`, the planner falls
+    back to its default selectivity while a table has no statistics (a new database, until
+    autovacuum's first ANALYZE): 500 values then look like the whole table, and it scans every
+    row of the type (7.3 ms per batch at 100,000 objects, against 0.7 ms probed;
+    docs/scaling.md). With statistics both take the same.
     """
     if conn.dialect.name != "postgresql":
-        return sa.select(table).where(*where, column.in_(values))
-    keys = sa.func.unnest(sa.bindparam(None, list(values), type_=ARRAY(sa.String)))
-    k = keys.table_valued("id").render_derived(name="k")
+        return sa.select(table).where(*where, sa.tuple_(*columns).in_(keys))
+    names = [f"k{i}" for i in range(len(columns))]
+    arrays = [
+        sa.bindparam(None, [key[i] for key in keys], type_=ARRAY(sa.String))
+        for i in range(len(columns))
+    ]
+    k = sa.func.unnest(*arrays).table_valued(*names).render_derived(name="k")
     found = (
         sa.select(table)
-        .where(*where, column == k.c.id)
+        .where(*where, *(c == k.c[n] for c, n in zip(columns, names, strict=True)))
         .offset(sa.literal_column("0"))
         .lateral("found")
     )
