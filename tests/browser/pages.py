@@ -21,19 +21,24 @@ def sign_in(driver: webdriver.Chrome, base: str, token: str) -> None:
     driver.get(f"{base}/login")
     driver.find_element(By.ID, "token").send_keys(token)
     driver.find_element(By.ID, "sign-in").click()
-    wait_text(driver, By.ID, "role", lambda text: bool(text))
+    wait_text(driver, By.ID, "role", lambda text: text.startswith(("operator", "reader")))
 
 
 def wait_text(
     driver: webdriver.Chrome, by: str, what: str, ok: object, timeout: float = 20.0
 ) -> str:
-    """Wait until the element's text satisfies `ok` (a callable or an exact string)."""
+    """Wait until the element is on the page and its text satisfies `ok` (a callable or an
+    exact string). An absent element never satisfies `ok`: a check such as `bool(text)` must not
+    pass on the page we are leaving (sign-in once returned before its form was submitted)."""
     seen: list[str] = []
 
     def check(d: webdriver.Chrome) -> bool:
         try:
             found = d.find_elements(by, what)
-            text = found[0].text if found else "<absent>"
+            if not found:
+                seen.append("<absent>")
+                return False
+            text = found[0].text
         except StaleElementReferenceException:  # the page changed under us: look again
             return False
         seen.append(text)
