@@ -16,7 +16,6 @@ refused before writing. This is the only place that relies on the write count.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -25,6 +24,7 @@ import structlog
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 
+from entity_sync import logs
 from entity_sync.handlers.errors import EntitySyncError
 from entity_sync.handlers.sharing import service
 from entity_sync.handlers.sharing.model import BulkJob, Decision, Outcome, Output
@@ -82,24 +82,6 @@ def lock_mode(envelopes: list[Envelope]) -> StateLock:
     return StateLock.OBJECTS
 
 
-_CONTEXT_FIELDS = ("event_id", "object_type", "object_id", "target_entity", "entity_id")
-
-
-@functools.cache
-def _context_fields(kind: type[BaseModel]) -> tuple[str, ...]:
-    # Only the fields the kind has: pydantic answers a missing attribute with an exception.
-    return tuple(name for name in _CONTEXT_FIELDS if name in kind.model_fields)
-
-
-def _context_of(model: BaseModel) -> dict[str, Any]:
-    ctx: dict[str, Any] = {}
-    for name in _context_fields(type(model)):
-        value = getattr(model, name)
-        if value is not None:
-            ctx[name] = str(value)
-    return ctx
-
-
 def _rejected_decision(model: BaseModel, failure: Failure) -> Decision:
     target = getattr(model, "target_entity", None) or getattr(model, "entity_id", None)
     return Decision(
@@ -112,21 +94,6 @@ def _rejected_decision(model: BaseModel, failure: Failure) -> Decision:
         object_id=getattr(model, "object_id", None),
         version=getattr(model, "version", None),
     )
-
-
-class _LogContext:
-    """Binds a message's log context and restores the previous one after, like structlog's
-    `bound_contextvars` but through the tokens (it reads the whole context twice per use)."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.values = values
-        self.tokens: Any = None
-
-    def __enter__(self) -> None:
-        self.tokens = structlog.contextvars.bind_contextvars(**self.values)
-
-    def __exit__(self, *_: object) -> None:
-        structlog.contextvars.reset_contextvars(**self.tokens)
 
 
 class Processor(Protocol):
@@ -197,7 +164,7 @@ class BatchProcessor:
                     continue
                 claimed.discard(env.event_id)
                 # Every log line about this message carries its event_id, object and target.
-                with _LogContext(_context_of(env.model)):
+                with logs.MessageContext(env.model):
                     failure = failed.get(index) or self._apply(
                         index, env, state, outputs, jobs, elog
                     )
