@@ -9,7 +9,9 @@ and the worker's peak RSS during each phase (VmHWM, reset before the phase).
 
 This machine has 2 cores shared with RabbitMQ and PostgreSQL: compare the rows of one run.
 
-Usage: python benchmarks/bench_bulk.py [--objects 10000,100000] [--chunk 1000]
+Usage: python benchmarks/bench_bulk.py [--objects 10000,100000] [--chunk 1000] [--trials 3]
+Each trial prints its rows; then the median of the trials (the ratio of each trial to its own
+stream, then the median of those) and the highest peak RSS.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -37,6 +40,7 @@ from entity_sync.runtime.topology import declare
 from tests.support import scenario as sc
 
 ENTITY_SYNC = str(Path(sys.executable).with_name("entity-sync"))
+Phases = dict[str, tuple[float, float, float, float]]  # seconds, per s, vs stream, RSS MiB
 
 
 def _catalog(objects: int) -> list[sc.Event]:
@@ -161,6 +165,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", default="10000,100000")
     parser.add_argument("--chunk", type=int, default=1000)
+    parser.add_argument("--trials", type=int, default=3, help="median of this many runs per N")
     service_args(parser)
     args = parser.parse_args()
     print(
@@ -168,19 +173,45 @@ def main() -> None:
         "rates per object, peak RSS of the worker during each phase"
     )
     print(
-        f"{'objects':>8}  {'phase':<9} {'seconds':>8} {'per s':>8} {'vs stream':>9} {'RSS MiB':>8}"
+        f"{'objects':>13}  {'phase':<9} {'seconds':>8} {'per s':>8} {'vs stream':>9} {'RSS MiB':>8}"
     )
     for objects in [int(x) for x in args.objects.split(",")]:
-        with fresh_run(args.broker, args.database) as (prefix, db_url):
-            r = run_size(args.broker, db_url, prefix, objects, args.chunk)
-        stream = objects / r["stream_s"]
-        for phase, count in (("stream", objects), ("backfill", objects), ("release", objects // 2)):
-            rate = count / r[f"{phase}_s"]
-            print(
-                f"{objects:>8}  {phase:<9} {r[f'{phase}_s']:8.1f} {rate:8,.0f} "
-                f"{rate / stream:9.2f} {r[f'{phase}_rss']:8.0f}",
-                flush=True,
-            )
+        trials: list[Phases] = []
+        for _ in range(args.trials):
+            with fresh_run(args.broker, args.database) as (prefix, db_url):
+                r = run_size(args.broker, db_url, prefix, objects, args.chunk)
+                trials.append(_phases(objects, r))
+            _print_rows(str(objects), trials[-1])
+        if args.trials > 1:
+            _print_rows(f"median {objects}", _median(trials))
+
+
+def _median(trials: list[Phases]) -> Phases:
+    """Median seconds, rate and ratio (each trial's ratio is to its own stream: the host's
+    speed moves between runs), and the highest peak RSS."""
+    out: Phases = {}
+    for phase in trials[0]:
+        seconds, rate, ratio = (statistics.median(t[phase][i] for t in trials) for i in range(3))
+        out[phase] = (seconds, rate, ratio, max(t[phase][3] for t in trials))
+    return out
+
+
+def _phases(objects: int, r: dict[str, float]) -> Phases:
+    """Per phase: seconds, objects per second, ratio to the stream, peak RSS."""
+    stream = objects / r["stream_s"]
+    out: Phases = {}
+    for phase, count in (("stream", objects), ("backfill", objects), ("release", objects // 2)):
+        rate = count / r[f"{phase}_s"]
+        out[phase] = (r[f"{phase}_s"], rate, rate / stream, r[f"{phase}_rss"])
+    return out
+
+
+def _print_rows(label: str, phases: Phases) -> None:
+    for phase, (seconds, rate, ratio, rss) in phases.items():
+        print(
+            f"{label:>13}  {phase:<9} {seconds:8.1f} {rate:8,.0f} {ratio:9.2f} {rss:8.0f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
