@@ -12,7 +12,6 @@ from structlog.testing import capture_logs
 
 from entity_sync import logs
 from entity_sync.handlers.sharing.service import SharingContext
-from entity_sync.logs import message_context
 from entity_sync.runtime.batch import BatchProcessor
 from entity_sync.runtime.delivery import Delivery
 from entity_sync.schemas.inputs import ObjectShared
@@ -37,12 +36,12 @@ def test_log_lines_carry_the_message_context(tmp_path: Path) -> None:
             queue="es.entity-admin", routing_key=rk2, exchange="es.in", body=orjson.dumps(early)
         ),
     ]
-    with capture_logs(processors=[merge_contextvars, message_context]) as logs:
+    with capture_logs(processors=[merge_contextvars, logs.message_context]) as lines:
         processor.process(deliveries)
-    dead = next(e for e in logs if e["event"] == "dead-lettered")
+    dead = next(e for e in lines if e["event"] == "dead-lettered")
     assert dead["event_id"] == foreign["event_id"]
     assert (dead["object_type"], dead["object_id"]) == ("product", "p-1")
-    retry = next(e for e in logs if e["event"] == "retrying")
+    retry = next(e for e in lines if e["event"] == "retrying")
     assert retry["event_id"] == early["event_id"]
     assert retry["target_entity"] == "t-unknown"
     assert retry["reason"] == "unknown_entity"
