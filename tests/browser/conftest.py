@@ -96,16 +96,21 @@ def _dead_letters(settings: Settings, broker_url: str) -> tuple[list[str], str]:
     return [body["event_id"] for _, body in rejected], rejected[1][1]["event_id"]
 
 
-@pytest.fixture
-def scene(broker_url: str, database_url: str, prefix: str, rabbit_cleanup: None) -> Iterator[Scene]:
-    settings = settings_for(
+def console_settings(prefix: str, broker_url: str, database_url: str, **overrides: Any) -> Settings:
+    """A test run's settings with both console tokens (operator and read-only)."""
+    return settings_for(
         prefix,
         broker_url,
         database_url,
         console_token=OPERATOR_TOKEN,
         console_readonly_token=READER_TOKEN,
-        console_ingest_seconds=1.0,
+        **overrides,
     )
+
+
+@pytest.fixture
+def scene(broker_url: str, database_url: str, prefix: str, rabbit_cleanup: None) -> Iterator[Scene]:
+    settings = console_settings(prefix, broker_url, database_url, console_ingest_seconds=1.0)
     rejected, xss_id = _dead_letters(settings, broker_url)
     # The worker is stopped: replayed messages wait in their input queue, where tests see them.
     with console_at(settings) as base:

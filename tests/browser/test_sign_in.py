@@ -8,16 +8,12 @@ one second late on purpose, as a slow renderer does.
 from __future__ import annotations
 
 import pytest
-from kombu.connection import Connection
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
-from entity_sync.bootstrap import build
-from entity_sync.runtime import retry
-from entity_sync.runtime.topology import declare
-from tests.browser.conftest import OPERATOR_TOKEN, READER_TOKEN, console_at
+from tests.browser.conftest import OPERATOR_TOKEN, console_at, console_settings
 from tests.browser.pages import sign_in
-from tests.support.runner import settings_for
+from tests.support.runner import running_worker
 
 pytestmark = pytest.mark.browser
 
@@ -39,19 +35,9 @@ document.addEventListener("DOMContentLoaded", () => {
 def test_sign_in_returns_signed_in_when_the_form_submits_late(
     browser: webdriver.Chrome, broker_url: str, database_url: str, prefix: str
 ) -> None:
-    settings = settings_for(
-        prefix,
-        broker_url,
-        database_url,
-        console_token=OPERATOR_TOKEN,
-        console_readonly_token=READER_TOKEN,
-    )
-    app = build(settings)
-    app.upgrade_database()
-    with Connection(broker_url) as conn:  # the console reads the dead-letter queues
-        declare(conn, app.names, retry.delay_queues(settings))
-    app.close()
-    with console_at(settings) as base:
+    settings = console_settings(prefix, broker_url, database_url)
+    # The worker makes the schema and the queues (the console reads the dead-letter queues).
+    with running_worker(settings), console_at(settings) as base:
         driver = browser
         driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": LATE_SUBMIT})
         sign_in(driver, base, OPERATOR_TOKEN)

@@ -12,9 +12,9 @@ from selenium.webdriver.common.by import By
 
 from entity_sync_sandbox import start_billing_sandbox, start_crm_sandbox
 from entity_sync_sandbox.seed import load_seed
-from tests.browser.conftest import OPERATOR_TOKEN, READER_TOKEN, console_at
+from tests.browser.conftest import OPERATOR_TOKEN, console_at, console_settings
 from tests.browser.pages import shot, sign_in, wait_text
-from tests.support.runner import running_app, settings_for
+from tests.support.runner import running_app
 
 pytestmark = pytest.mark.browser
 
@@ -39,13 +39,7 @@ def sandboxes(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def test_an_operator_starts_a_sync_and_reads_its_results(
     browser: webdriver.Chrome, broker_url: str, database_url: str, prefix: str
 ) -> None:
-    settings = settings_for(
-        prefix,
-        broker_url,
-        database_url,
-        console_token=OPERATOR_TOKEN,
-        console_readonly_token=READER_TOKEN,
-    )
+    settings = console_settings(prefix, broker_url, database_url)
     with running_app(settings), console_at(settings) as base:
         driver = browser
         sign_in(driver, base, OPERATOR_TOKEN)
