@@ -125,22 +125,29 @@ def load_state(conn: Connection, copies_of: str | None = None) -> SharingState:
     return state
 
 
-def _json_rows(mapping: RowMap[Any]) -> str:
-    """A subquery: the mapped columns of every row of the table, as a JSON array of arrays."""
-    columns = ", ".join(f'"{n}"' for n in mapping.names)
+def _json_rows(table: sa.Table, columns: Sequence[str], where: str = "") -> str:
+    """A subquery: `columns` of every row of `table` (that meets `where`), as a JSON array of
+    arrays."""
+    names = ", ".join(f'"{n}"' for n in columns)
     return (
-        f"(SELECT coalesce(json_agg(json_build_array({columns})), '[]') "
-        f'FROM "{mapping.table.name}")'
+        f"(SELECT coalesce(json_agg(json_build_array({names})), '[]') FROM \"{table.name}\"{where})"
     )
 
 
 # The four small tables in one statement: a round trip each cost about 3% of a batch's time at
 # 1 target (py-spy; each waits for the server to be scheduled on a busy machine).
 _SMALL_TABLES = sa.text(
-    f"SELECT {_json_rows(ENTITIES)}, {_json_rows(LINKS)}, "
-    "(SELECT coalesce(json_agg(json_build_array(target_entity, acceptance)), '[]') "
-    "FROM share_settings WHERE object_type = :setting), "
-    "(SELECT coalesce(json_agg(json_build_array(attribute, level)), '[]') FROM control_levels)"
+    "SELECT "
+    + ", ".join(
+        [
+            _json_rows(t.entities, ENTITIES.names),
+            _json_rows(t.connections, LINKS.names),
+            _json_rows(
+                t.share_settings, ("target_entity", "acceptance"), " WHERE object_type = :setting"
+            ),
+            _json_rows(t.control_levels, ("attribute", "level")),
+        ]
+    )
 )
 _DATE_FIELD = ENTITIES.names.index("earliest_activity_date")  # JSON holds it as text
 
