@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
@@ -39,14 +39,17 @@ def wait_text(
                 seen.append("<absent>")
                 return False
             text = found[0].text
-        except StaleElementReferenceException:  # the page changed under us: look again
+        except WebDriverException as exc:
+            # The page changed under us (a stale element; chromedriver also answers "node does
+            # not belong to the document" while the page's script reloads it): look again.
+            seen.append(f"<{type(exc).__name__}: {(exc.msg or '?').splitlines()[0][:200]}>")
             return False
         seen.append(text)
         return bool(ok(text)) if callable(ok) else text == ok
 
     try:
         WebDriverWait(driver, timeout, poll_frequency=0.1).until(check)
-    except Exception as exc:
+    except TimeoutException as exc:
         raise AssertionError(
             f"{what}: waited {timeout}s for {ok!r}; last seen {seen[-1:]!r} on {driver.current_url}"
         ) from exc
